@@ -1,6 +1,7 @@
 # Third-party dependencies, all from Debian 12's packages
 # (scripts/install-deps.sh installs them).
 find_package(Threads REQUIRED)
+find_package(OpenMP REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)

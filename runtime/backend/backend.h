@@ -1,0 +1,93 @@
+// Backend: the ops a transformer needs, implemented once per device.
+//
+// Model code calls only this interface and never branches on the device.
+// CpuBackend (backend/cpu) is the float32 reference with BLAS matmuls; a
+// CUDA backend implements the same ops with bf16/fp16 storage. Every op
+// takes its outputs as arguments, so callers own (and can reuse) memory, and
+// every forward op is shaped so that its backward can sit beside it.
+//
+// Shapes: activations are 2-D row-major [tokens, features]; a "linear"
+// weight is [out_features, in_features] as in torch.nn.Linear.
+// Thread-safety: a Backend is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/core/status.h"
+#include "runtime/core/tensor.h"
+
+namespace baton {
+
+// The ragged batch as the paged-attention op sees it. S sequences, N tokens
+// in all; sequence s owns query rows [query_start[s], query_start[s+1]) and,
+// after this step, context_len[s] tokens of K/V in the cache, the new ones
+// last. All I32 tensors on the backend's device.
+struct PagedAttentionBatch {
+  Tensor query_start;   // [S + 1]
+  Tensor context_len;   // [S]
+  Tensor block_tables;  // [S, max_blocks_per_seq]: block ids, -1 past the end
+  Tensor slot_mapping;  // [N]: cache slot (block * block_size + offset) of each new token
+  int num_seqs = 0;
+  int max_query_len = 0;
+  int max_context_len = 0;
+};
+
+struct AttentionShape {
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int block_size = 0;
+  float scale = 1.0f;      // applied to q.k (1/sqrt(head_dim) for all supported models)
+  int sliding_window = 0;  // 0: attend to the whole causal prefix
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual const char* name() const = 0;
+
+  // Memory. Allocate returns uninitialised device memory; Upload copies a
+  // host tensor (any dtype) to the device, converting floats to `dtype`.
+  virtual Tensor Allocate(const Shape& shape, DType dtype) = 0;
+  virtual Tensor Upload(const Tensor& host, DType dtype) = 0;
+  virtual Tensor ToHostF32(const Tensor& device_tensor) = 0;
+  // The dtype of activations and weights this backend computes in.
+  virtual DType compute_dtype() const = 0;
+
+  // out[n, :] = table[ids[n], :]
+  virtual void Embedding(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
+  // x[n, :] += table[ids[n], :] (learned position embeddings)
+  virtual void AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x) = 0;
+  // y = x . w^T (+ bias)   x [M, K], w [N, K], bias [N] or undefined, y [M, N]
+  virtual void Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) = 0;
+  virtual void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
+                         Tensor& y) = 0;
+  virtual void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) = 0;
+  // x += y, elementwise (residual connections)
+  virtual void AddInPlace(Tensor& x, const Tensor& y) = 0;
+  // Rotates the first `num_heads` and next `num_kv_heads` head slices of
+  // each row of qk (rotate-half convention, as transformers' Llama) by
+  // position * inv_freq. qk [N, (num_heads + num_kv_heads) * head_dim] may
+  // be a wider row (fused qkv): only its q and k columns are touched.
+  virtual void Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads,
+                    int num_kv_heads, int head_dim) = 0;
+  // x = gelu_new(x): 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
+  virtual void GeluNew(Tensor& x) = 0;
+  // out[n, i] = silu(gate_up[n, i]) * gate_up[n, F + i]   gate_up [N, 2F], out [N, F]
+  virtual void SwiGlu(const Tensor& gate_up, Tensor& out) = 0;
+  // Writes the new tokens' K and V (columns of qkv after the q columns)
+  // into the paged cache at batch.slot_mapping.
+  // cache_k/cache_v: [num_blocks, block_size, num_kv_heads, head_dim].
+  virtual void StoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape,
+                       Tensor& cache_k, Tensor& cache_v) = 0;
+  // Causal attention of the new tokens' queries (the first q columns of
+  // qkv) over each sequence's cached K/V; out [N, num_heads * head_dim].
+  virtual void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
+                              const PagedAttentionBatch& batch, const AttentionShape& shape,
+                              Tensor& out) = 0;
+  // out[r, :] = x[rows[r], :]  (pick the rows whose logits are wanted)
+  virtual void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+};
+
+}  // namespace baton

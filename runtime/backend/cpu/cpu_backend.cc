@@ -1,0 +1,103 @@
+#include "runtime/backend/cpu/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace baton {
+
+void CpuCheck(bool ok, const char* op, const char* what) {
+  if (ok) return;
+  std::fprintf(stderr, "baton: fatal: cpu %s: %s\n", op, what);
+  std::abort();
+}
+
+CpuBackend::CpuBackend(int num_threads) {
+  if (num_threads > 0) {
+    openblas_set_num_threads(num_threads);
+#ifdef _OPENMP
+    omp_set_num_threads(num_threads);
+#endif
+  }
+}
+
+Tensor CpuBackend::Allocate(const Shape& shape, DType dtype) { return Tensor::Empty(shape, dtype); }
+
+Tensor CpuBackend::Upload(const Tensor& host, DType dtype) {
+  if (host.dtype() == dtype) return host.Clone();
+  CpuCheck(dtype == DType::kF32 && IsFloatDType(host.dtype()), "Upload", "only float -> f32 conversion");
+  return host.ToF32();
+}
+
+Tensor CpuBackend::ToHostF32(const Tensor& t) { return t.dtype() == DType::kF32 ? t : t.ToF32(); }
+
+void CpuBackend::Embedding(const Tensor& ids, const Tensor& table, Tensor& out) {
+  const int64_t n = ids.dim(0), h = table.dim(1), vocab = table.dim(0);
+  CpuCheck(out.dim(0) == n && out.dim(1) == h, "Embedding", "out must be [N, hidden]");
+  const int32_t* id = ids.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    CpuCheck(id[i] >= 0 && id[i] < vocab, "Embedding", "id out of range");
+    std::memcpy(out.data<float>() + i * h, table.data<float>() + id[i] * h, h * sizeof(float));
+  }
+}
+
+void CpuBackend::AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x) {
+  const int64_t n = ids.dim(0), h = table.dim(1), rows = table.dim(0);
+  CpuCheck(x.dim(0) == n && x.dim(1) == h, "AddEmbedding", "x must be [N, hidden]");
+  const int32_t* id = ids.data<int32_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    CpuCheck(id[i] >= 0 && id[i] < rows, "AddEmbedding", "id out of range");
+    float* dst = x.data<float>() + i * h;
+    const float* src = table.data<float>() + id[i] * h;
+    for (int64_t j = 0; j < h; ++j) dst[j] += src[j];
+  }
+}
+
+void CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) {
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
+  CpuCheck(w.dim(1) == k, "Linear", "w must be [out, in] with in == x's columns");
+  CpuCheck(y.dim(0) == m && y.dim(1) == n, "Linear", "y must be [rows of x, out]");
+  float* out = y.data<float>();
+  if (m == 1) {
+    // One row (batch-1 decode) is a matrix-vector product: gemv streams the
+    // weight once, which is all this step can be bound by.
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data<float>(), k, x.data<float>(), 1, 0.0f, out, 1);
+  } else if (m > 0) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data<float>(), k, w.data<float>(), k,
+                0.0f, out, n);
+  }
+  if (bias.defined() && bias.numel() > 0) {
+    CpuCheck(bias.numel() == n, "Linear", "bias must be [out]");
+    const float* b = bias.data<float>();
+    for (int64_t i = 0; i < m; ++i) {
+      float* row = out + i * n;
+      for (int64_t j = 0; j < n; ++j) row[j] += b[j];
+    }
+  }
+}
+
+void CpuBackend::AddInPlace(Tensor& x, const Tensor& y) {
+  CpuCheck(x.numel() == y.numel(), "AddInPlace", "x and y differ in size");
+  float* a = x.data<float>();
+  const float* b = y.data<float>();
+  const int64_t n = x.numel();
+  for (int64_t i = 0; i < n; ++i) a[i] += b[i];
+}
+
+void CpuBackend::GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) {
+  const int64_t r = rows.dim(0), h = x.dim(1);
+  CpuCheck(out.dim(0) == r && out.dim(1) == h, "GatherRows", "out must be [rows, features]");
+  const int32_t* idx = rows.data<int32_t>();
+  for (int64_t i = 0; i < r; ++i) {
+    CpuCheck(idx[i] >= 0 && idx[i] < x.dim(0), "GatherRows", "row out of range");
+    std::memcpy(out.data<float>() + i * h, x.data<float>() + idx[i] * h, h * sizeof(float));
+  }
+}
+
+}  // namespace baton

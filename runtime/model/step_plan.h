@@ -1,0 +1,53 @@
+// StepPlan: one forward step over a ragged batch, as the scheduler decides it
+// and as it travels with a micro-batch through the pipeline stages.
+//
+// The batch is flat: the new tokens of every sequence, back to back, with
+// no padding. Sequence s contributes num_new_tokens tokens at positions
+// [context_len - num_new_tokens, context_len): a prefill has all of its
+// prompt new, a decode step one token. A prefill chunk or a prompt with a
+// cached prefix is anything in between; the same code path runs them all.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/backend/backend.h"
+#include "runtime/kv/kv_block_manager.h"
+
+namespace baton {
+
+struct SequenceStep {
+  int64_t seq_id = 0;
+  int32_t num_new_tokens = 0;
+  int32_t context_len = 0;  // tokens in the cache after this step
+  BlockTable block_table;   // must cover context_len tokens
+  bool all_logits = false;  // logits for every new token (else the last only)
+};
+
+struct StepPlan {
+  int block_size = KvBlockManager::kDefaultBlockSize;
+  std::vector<SequenceStep> seqs;
+  std::vector<int32_t> token_ids;  // [N]: the new tokens, sequence after sequence
+
+  int num_tokens() const { return static_cast<int>(token_ids.size()); }
+  // Rows of the flat batch whose logits are returned, in order.
+  std::vector<int32_t> LogitRows() const;
+  // Position of each new token.
+  std::vector<int32_t> Positions() const;
+  // Checks internal consistency (token count, block coverage): a violation
+  // here is a scheduler bug, reported as Internal.
+  Status Validate() const;
+};
+
+// The StepPlan as the backend's attention op and embedding need it, on the
+// backend's device.
+struct DeviceStepPlan {
+  PagedAttentionBatch attention;
+  Tensor token_ids;   // [N] I32
+  Tensor positions;   // [N] I32
+  Tensor logit_rows;  // [R] I32
+};
+
+DeviceStepPlan UploadStepPlan(const StepPlan& plan, Backend& backend);
+
+}  // namespace baton

@@ -1,0 +1,50 @@
+#include "runtime/model/transformer_layer.h"
+
+namespace baton {
+
+void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight,
+               const Tensor& bias, Tensor& y) {
+  if (config.norm == NormKind::kLayerNorm) {
+    backend.LayerNorm(x, weight, bias, config.norm_eps, y);
+  } else {
+    backend.RmsNorm(x, weight, config.norm_eps, y);
+  }
+}
+
+void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Tensor& hidden, Tensor& cache_k,
+                             Tensor& cache_v) {
+  Backend& be = ctx.backend;
+  const ModelConfig& c = ctx.config;
+  const int64_t n = hidden.dim(0);
+
+  // Attention block.
+  Tensor normed = ctx.buffers.normed(n);
+  ApplyNorm(be, c, hidden, w.attn_norm_w, w.attn_norm_b, normed);
+  Tensor qkv = ctx.buffers.qkv(n);
+  be.Linear(normed, w.qkv_w, w.qkv_b, qkv);
+  if (c.positions == PositionKind::kRope) {
+    be.Rope(qkv, ctx.plan.positions, ctx.rope_inv_freq, c.num_heads, c.num_kv_heads, c.head_dim);
+  }
+  be.StoreKv(qkv, ctx.plan.attention, ctx.attention, cache_k, cache_v);
+  Tensor attn = ctx.buffers.attn(n);
+  be.PagedAttention(qkv, cache_k, cache_v, ctx.plan.attention, ctx.attention, attn);
+  Tensor proj = ctx.buffers.proj(n);
+  be.Linear(attn, w.o_w, w.o_b, proj);
+  be.AddInPlace(hidden, proj);
+
+  // MLP block.
+  ApplyNorm(be, c, hidden, w.mlp_norm_w, w.mlp_norm_b, normed);
+  Tensor up = ctx.buffers.up(n);
+  be.Linear(normed, w.up_w, w.up_b, up);
+  if (c.mlp == MlpKind::kSwiGlu) {
+    Tensor act = ctx.buffers.act(n);
+    be.SwiGlu(up, act);
+    be.Linear(act, w.down_w, w.down_b, proj);
+  } else {
+    be.GeluNew(up);
+    be.Linear(up, w.down_w, w.down_b, proj);
+  }
+  be.AddInPlace(hidden, proj);
+}
+
+}  // namespace baton

@@ -1,0 +1,31 @@
+// One transformer layer, configured by ModelConfig (pre-norm attention with
+// fused qkv, rotary or no position rotation, GQA over the paged KV cache,
+// then a pre-norm gelu or SwiGLU MLP, each with a residual add). The same
+// code runs a prefill, a decode step or a mixed ragged batch.
+#pragma once
+
+#include "runtime/model/activation_buffers.h"
+#include "runtime/model/model_weights.h"
+#include "runtime/model/step_plan.h"
+
+namespace baton {
+
+struct LayerContext {
+  Backend& backend;
+  const ModelConfig& config;
+  const DeviceStepPlan& plan;
+  const AttentionShape& attention;
+  const Tensor& rope_inv_freq;  // undefined for learned positions
+  ActivationBuffers& buffers;
+};
+
+// hidden [N, hidden_size] is updated in place; K/V of the new tokens are
+// written to cache_k/cache_v.
+void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Tensor& hidden, Tensor& cache_k,
+                             Tensor& cache_v);
+
+// Applies the model's norm (LayerNorm or RMSNorm) with the given weights.
+void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight,
+               const Tensor& bias, Tensor& y);
+
+}  // namespace baton

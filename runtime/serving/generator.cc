@@ -1,0 +1,160 @@
+#include "runtime/serving/generator.h"
+
+#include <algorithm>
+#include <optional>
+#include <span>
+
+#include "runtime/sampling/sampler.h"
+#include "runtime/sampling/stop_matcher.h"
+
+namespace baton {
+
+const char* FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kEos: return "eos";
+  }
+  return "?";
+}
+
+struct Generator::Sequence {
+  size_t index = 0;
+  const GenerationRequest* request = nullptr;
+  std::vector<int32_t> tokens;  // prompt, then generated
+  size_t cached = 0;            // tokens whose K/V are in the cache
+  BlockTable blocks;
+  std::optional<Sampler> sampler;
+  std::optional<StreamDecoder> decoder;
+  std::optional<StopMatcher> stop;
+  GenerationResult result;
+  bool done = false;
+};
+
+Generator::Generator(Stage& stage, const Tokenizer* tokenizer, KvBlockManager& blocks)
+    : stage_(stage), tokenizer_(tokenizer), blocks_(blocks) {}
+
+Status Generator::Validate(const GenerationRequest& r) const {
+  const ModelConfig& c = stage_.config();
+  if (r.prompt_ids.empty()) return Status::InvalidArgument("prompt is empty: give at least one token");
+  for (size_t i = 0; i < r.prompt_ids.size(); ++i) {
+    if (r.prompt_ids[i] < 0 || r.prompt_ids[i] >= c.vocab_size) {
+      return Status::InvalidArgument("prompt token " + std::to_string(i) + " has id " +
+                                     std::to_string(r.prompt_ids[i]) + ", outside the vocabulary [0, " +
+                                     std::to_string(c.vocab_size) + ")");
+    }
+  }
+  if (r.max_new_tokens < 0) {
+    return Status::InvalidArgument("max_new_tokens must be >= 0 (got " + std::to_string(r.max_new_tokens) + ")");
+  }
+  const int64_t total = static_cast<int64_t>(r.prompt_ids.size()) + r.max_new_tokens;
+  if (total > c.max_positions) {
+    return Status::InvalidArgument("prompt (" + std::to_string(r.prompt_ids.size()) + " tokens) + max_new_tokens (" +
+                                   std::to_string(r.max_new_tokens) + ") exceeds the model's context of " +
+                                   std::to_string(c.max_positions) + " tokens");
+  }
+  if (blocks_.BlocksFor(static_cast<int>(total)) > blocks_.num_blocks()) {
+    return Status::InvalidArgument("request of " + std::to_string(total) + " tokens does not fit the KV cache (" +
+                                   std::to_string(blocks_.num_blocks() * blocks_.block_size()) + " tokens)");
+  }
+  BATON_RETURN_IF_ERROR(r.sampling.Validate());
+  if (!r.stop.empty() && tokenizer_ == nullptr) {
+    return Status::InvalidArgument("stop strings need a tokenizer, and the model has none");
+  }
+  return ValidateStopStrings(r.stop);
+}
+
+// One forward over every running sequence's uncached tokens, then one
+// sampled token for each.
+Status Generator::Step(std::vector<Sequence*>& running) {
+  StepPlan plan;
+  plan.block_size = blocks_.block_size();
+  for (Sequence* s : running) {
+    SequenceStep step;
+    step.seq_id = static_cast<int64_t>(s->index);
+    step.context_len = static_cast<int32_t>(s->tokens.size());
+    step.num_new_tokens = static_cast<int32_t>(s->tokens.size() - s->cached);
+    step.block_table = s->blocks;
+    plan.token_ids.insert(plan.token_ids.end(), s->tokens.begin() + static_cast<int64_t>(s->cached), s->tokens.end());
+    plan.seqs.push_back(std::move(step));
+  }
+  BATON_ASSIGN_OR_RETURN(Tensor logits, stage_.Forward(plan));
+  const int64_t vocab = logits.dim(1);
+  for (size_t i = 0; i < running.size(); ++i) {
+    Sequence& s = *running[i];
+    s.cached = s.tokens.size();
+    std::span<const float> row(logits.data<float>() + static_cast<int64_t>(i) * vocab, static_cast<size_t>(vocab));
+    const int32_t token = s.sampler->Sample(row, s.tokens);
+    s.tokens.push_back(token);
+    s.result.output_ids.push_back(token);
+
+    std::string delta;
+    if (s.decoder) delta = s.stop->Push(s.decoder->Push(token));
+    const auto& eos = stage_.config().eos_token_ids;
+    if (s.stop && s.stop->stopped()) {
+      s.result.finish_reason = FinishReason::kStop;
+      s.done = true;
+    } else if (!s.request->ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
+      s.result.finish_reason = FinishReason::kEos;
+      s.done = true;
+    } else if (static_cast<int>(s.result.output_ids.size()) >= s.request->max_new_tokens) {
+      s.result.finish_reason = FinishReason::kLength;
+      s.done = true;
+    }
+    if (s.done && s.decoder && !s.stop->stopped()) delta += s.stop->Push(s.decoder->Flush()) + s.stop->Flush();
+    s.result.text += delta;
+    if (on_token_) on_token_(s.index, token, delta);
+  }
+  return Status::Ok();
+}
+
+StatusOr<std::vector<GenerationResult>> Generator::Generate(const std::vector<GenerationRequest>& requests,
+                                                            const TokenCallback& on_token) {
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Status st = Validate(requests[i]);
+    if (!st.ok()) return requests.size() == 1 ? st : st.WithContext("request " + std::to_string(i));
+  }
+  on_token_ = on_token;
+  std::vector<Sequence> seqs(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Sequence& s = seqs[i];
+    s.index = i;
+    s.request = &requests[i];
+    s.tokens = requests[i].prompt_ids;
+    s.sampler.emplace(requests[i].sampling);
+    if (tokenizer_) {
+      s.decoder.emplace(*tokenizer_);
+      s.stop.emplace(requests[i].stop);
+    }
+    s.done = requests[i].max_new_tokens == 0;
+  }
+
+  size_t next = 0;
+  std::vector<Sequence*> running;
+  Status status;
+  while (status.ok()) {
+    // Admit waiting requests while their whole generation fits the cache,
+    // so a running sequence never has to be preempted.
+    while (next < seqs.size()) {
+      Sequence& s = seqs[next];
+      if (s.done) { ++next; continue; }
+      const int total = static_cast<int>(s.tokens.size()) + s.request->max_new_tokens;
+      if (!blocks_.Reserve(s.blocks, total).ok()) break;
+      running.push_back(&s);
+      ++next;
+    }
+    if (running.empty()) break;
+    status = Step(running);
+    for (Sequence* s : running) {
+      if (s->done || !status.ok()) blocks_.Release(s->blocks);
+    }
+    std::erase_if(running, [&](Sequence* s) { return s->done || !status.ok(); });
+  }
+  on_token_ = nullptr;
+  BATON_RETURN_IF_ERROR(status);
+  std::vector<GenerationResult> results;
+  for (Sequence& s : seqs) results.push_back(std::move(s.result));
+  return results;
+}
+
+}  // namespace baton
