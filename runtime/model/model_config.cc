@@ -136,8 +136,12 @@ Status ParseRope(const ConfigReader& r, RopeConfig* rope) {
   }
   if (!params) return Status::Ok();
   std::string type = "default";
-  if (params->contains("rope_type")) type = (*params)["rope_type"].get<std::string>();
-  else if (params->contains("type")) type = (*params)["type"].get<std::string>();
+  for (const char* key : {"rope_type", "type"}) {  // "type" in older checkpoints
+    if (!params->contains(key)) continue;
+    if (!(*params)[key].is_string()) return r.Error((where + "." + key).c_str(), "must be a string");
+    type = (*params)[key].get<std::string>();
+    break;
+  }
   if (type == "default") return Status::Ok();
   if (type != "llama3") {
     return Status::Unimplemented(r.source() + ": field '" + where + ".rope_type' '" + type +
