@@ -19,7 +19,8 @@ using testing::Softmax;
 
 constexpr int kDraws = 200000;
 
-void ExpectFrequenciesMatch(const std::vector<int64_t>& counts, const std::vector<double>& expected) {
+void ExpectFrequenciesMatch(const std::vector<int64_t>& counts,
+                            const std::vector<double>& expected) {
   ASSERT_EQ(counts.size(), expected.size());
   double chi_square = 0;
   int buckets = 0;

@@ -50,6 +50,8 @@ TEST(Sampler, GreedyIsArgmaxWithLowestIdOnTies) {
     if (big[i] > big[expected]) expected = i;
   }
   EXPECT_EQ(s.Sample(big, {}), static_cast<int32_t>(expected));
+  for (int32_t id : {99999, 1001, 37, 64}) big[id] = 100.0f;
+  EXPECT_EQ(s.Sample(big, {}), 37);
 }
 
 TEST(Sampler, RepetitionPenaltyMatchesTheFormula) {
@@ -142,9 +144,9 @@ void ExpectOnlyTopKDrawn(size_t vocab, int k, int draws, double min_coverage) {
 }
 
 TEST(Sampler, TopKDrawsOnlyTheKLargest) {
-  ExpectOnlyTopKDrawn(5000, 5, 2000, 1.0);
-  ExpectOnlyTopKDrawn(5000, 40, 4000, 1.0);
-  ExpectOnlyTopKDrawn(6000, 4500, 6000, 0.7);  // beyond the heap: selection path
+  ExpectOnlyTopKDrawn(1000, 5, 1000, 1.0);
+  ExpectOnlyTopKDrawn(1000, 40, 2000, 1.0);
+  ExpectOnlyTopKDrawn(2000, 1500, 3000, 0.7);
 }
 
 TEST(Sampler, TopKKeepsAllTiesAtTheKthValue) {
@@ -152,6 +154,16 @@ TEST(Sampler, TopKKeepsAllTiesAtTheKthValue) {
   SamplingParams p;
   p.top_k = 2;
   EXPECT_EQ(DrawnIds(CountDraws(p, logits, 5000)), (std::set<int32_t>{0, 1, 2}));
+
+  // Many ties, more than the selection buffer holds: all of them stay.
+  std::vector<float> many(1000, 0.0f);
+  std::set<int32_t> tied;
+  for (int32_t id = 7; id < 1000; id += 50) {
+    many[id] = 1.0f;
+    tied.insert(id);
+  }
+  p.top_k = 3;
+  EXPECT_EQ(DrawnIds(CountDraws(p, many, 4000)), tied);
 }
 
 TEST(Sampler, TopPDrawsOnlyTheSmallestPrefixReachingTopP) {
@@ -166,10 +178,10 @@ TEST(Sampler, TopPDrawsOnlyTheSmallestPrefixReachingTopP) {
   const Case cases[] = {
       {8, -3.0f, 3.0f, 0.8f, 0.7f, 20000, 1.0},
       {64, -3.0f, 3.0f, 1.0f, 0.3f, 20000, 1.0},
-      {2000, 0.0f, 3.0f, 1.0f, 0.5f, 20000, 1.0},
-      // Nearly flat: the cut falls among ~1500 near-equal logits, which are
+      {1000, 0.0f, 3.0f, 1.0f, 0.5f, 12000, 1.0},
+      // Nearly flat: the cut falls among ~750 near-equal logits, which are
       // ordered by halving selection rather than one sort.
-      {3000, 0.0f, 0.01f, 1.0f, 0.5f, 4000, 0.7},
+      {1500, 0.0f, 0.01f, 1.0f, 0.5f, 2000, 0.7},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.vocab);

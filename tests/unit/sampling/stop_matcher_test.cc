@@ -94,7 +94,7 @@ TEST(StopMatcher, NoStopStringsEmitsEverythingAtOnce) {
 TEST(StopMatcher, Utf8) {
   // 停 = E5 81 9C; 場 = E5 A0 B4 shares its first byte.
   StopMatcher m({"停止"});
-  EXPECT_EQ(m.Push("你好\xE5"), "你好") << "a partial character that could start the stop is held";
+  EXPECT_EQ(m.Push("你好\xE5"), "你好") << "a partial character that may start the stop";
   EXPECT_EQ(m.Push("\xA0\xB4"), "場");
   EXPECT_EQ(m.Push("吧停"), "吧");
   EXPECT_EQ(m.Push("止了"), "");
