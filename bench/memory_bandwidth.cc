@@ -23,8 +23,8 @@ MemoryBandwidth MeasureMemoryBandwidth(size_t buffer_bytes, int passes) {
       std::memcpy(dst.data() + begin, src.data() + begin, (end - begin) * sizeof(float));
     }
     auto t1 = std::chrono::steady_clock::now();
-    double sum = 0;
-#pragma omp parallel for reduction(+ : sum)
+    float sum = 0;
+#pragma omp parallel for simd reduction(+ : sum)
     for (size_t i = 0; i < n; ++i) sum += dst[i];
     auto t2 = std::chrono::steady_clock::now();
     if (sum < 0) return best;  // keeps the summing pass from being optimised away

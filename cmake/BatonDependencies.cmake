@@ -5,7 +5,22 @@ find_package(OpenMP REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
-pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+# OpenBLAS built on OpenMP: our own loops use OpenMP too, and two thread
+# pools (OpenBLAS's pthreads and libgomp) spin-waiting against each other
+# cost 4x in batch-1 decode on a 2-core machine. One pool avoids that.
+set(BATON_OPENBLAS_OPENMP_DIR /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+find_library(BATON_OPENBLAS_OPENMP_LIB openblas PATHS ${BATON_OPENBLAS_OPENMP_DIR} NO_DEFAULT_PATH)
+if(BATON_OPENBLAS_OPENMP_LIB)
+  add_library(baton_openblas INTERFACE)
+  target_link_libraries(baton_openblas INTERFACE ${BATON_OPENBLAS_OPENMP_LIB})
+  target_include_directories(baton_openblas SYSTEM INTERFACE
+    /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+else()
+  message(WARNING "OpenMP build of OpenBLAS not found; using the default one (slower decode)")
+  pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
+  add_library(baton_openblas INTERFACE)
+  target_link_libraries(baton_openblas INTERFACE PkgConfig::OPENBLAS)
+endif()
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 find_package(GTest REQUIRED)
 find_package(MPI COMPONENTS C)

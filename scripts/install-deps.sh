@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-dev            # CPU matmul
+  libopenblas-openmp-dev     # CPU matmul, sharing OpenMP's thread pool
   libopenmpi-dev openmpi-bin # CPU transport, launching ranks
   nlohmann-json3-dev         # config.json, tokenizer.json, safetensors headers
   libcli11-dev               # command line

@@ -119,6 +119,11 @@ TEST(Checkpoint, GetF32OfF32IsACopy) {
   EXPECT_EQ(std::memcmp(view->raw(), copy->raw(), view->nbytes()), 0);
 }
 
+TEST(Checkpoint, APathToTheFileItselfWorks) {
+  Checkpoint c = OpenOrDie(TestDataPath("gpt2-mini/model.safetensors"));
+  EXPECT_TRUE(c.Has("wte.weight"));
+}
+
 TEST(Checkpoint, FolderWithoutWeightsIsNotFoundNamingIt) {
   std::string dir = baton::testing::MakeTempDir("empty-model");
   auto c = Checkpoint::Open(dir);
