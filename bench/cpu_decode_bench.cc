@@ -4,12 +4,11 @@
 //
 //   bench_cpu_decode [--model DIR | --shape gpt2-124m] [--new-tokens 64]
 // Prints one JSON object.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "bench/memory_bandwidth.h"
@@ -53,8 +52,7 @@ StatusOr<DecodeTiming> TimeDecode(ModelSession& session, int prompt_tokens, int 
   }));
   DecodeTiming t;
   t.prefill_s = std::chrono::duration<double>(stamps.front() - start).count();
-  t.decode_tokens_per_s =
-      (stamps.size() - 1) / std::chrono::duration<double>(stamps.back() - stamps.front()).count();
+  t.decode_tokens_per_s = (stamps.size() - 1) / std::chrono::duration<double>(stamps.back() - stamps.front()).count();
   return t;
 }
 

@@ -1,8 +1,9 @@
 #include "stages/stage.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
-#include <unistd.h>
 
 #include "runtime/model/rope.h"
 #include "runtime/model/transformer_layer.h"
@@ -20,8 +21,8 @@ LoadProgress MakeProgressLine(bool enabled) {
     const int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total));
     if (pct < *last + 2 && done != total) return;
     *last = pct;
-    std::fprintf(stderr, "%sloading weights: %3d%% (%.2f / %.2f GB)%s", tty ? "\r" : "", pct, done / 1e9,
-                 total / 1e9, tty && done != total ? "" : "\n");
+    std::fprintf(stderr, "%sloading weights: %3d%% (%.2f / %.2f GB)%s", tty ? "\r" : "", pct, done / 1e9, total / 1e9,
+                 tty && done != total ? "" : "\n");
     std::fflush(stderr);
   };
 }
@@ -54,8 +55,8 @@ StatusOr<std::unique_ptr<Stage>> Stage::Load(const std::string& model_dir, const
   if (range.last_layer == 0) range.last_layer = config.num_layers;
   if (options.num_kv_blocks <= 0 || options.block_size <= 0) {
     return Status::InvalidArgument("KV cache needs a positive number of blocks and block size (got " +
-                                   std::to_string(options.num_kv_blocks) + " x " +
-                                   std::to_string(options.block_size) + ")");
+                                   std::to_string(options.num_kv_blocks) + " x " + std::to_string(options.block_size) +
+                                   ")");
   }
   BATON_ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(model_dir));
   BATON_ASSIGN_OR_RETURN(StageWeights weights,

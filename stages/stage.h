@@ -19,8 +19,8 @@
 namespace baton {
 
 struct StageOptions {
-  StageRange range;          // last_layer == 0 means "through the last layer"
-  int num_kv_blocks = 0;     // KV cache capacity, in blocks
+  StageRange range;       // last_layer == 0 means "through the last layer"
+  int num_kv_blocks = 0;  // KV cache capacity, in blocks
   int block_size = KvBlockManager::kDefaultBlockSize;
   bool show_progress = false;  // a progress line on stderr while weights load
 };

@@ -1,17 +1,15 @@
 #include "tests/test_data.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
-#include <unistd.h>
-
 namespace baton::testing {
 
-std::string TestDataPath(const std::string& relative) {
-  return std::string(BATON_TEST_DATA) + "/" + relative;
-}
+std::string TestDataPath(const std::string& relative) { return std::string(BATON_TEST_DATA) + "/" + relative; }
 
 nlohmann::json LoadTestJson(const std::string& relative) {
   std::ifstream in(TestDataPath(relative));

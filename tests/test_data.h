@@ -2,9 +2,8 @@
 // helpers shared by all test executables.
 #pragma once
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace baton::testing {
 

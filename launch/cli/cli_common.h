@@ -2,11 +2,10 @@
 // lists, and how a failure becomes a message and an exit code.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "runtime/serving/model_session.h"
 

@@ -2,7 +2,6 @@
 // JSON object with --json).
 #include <chrono>
 #include <cstdio>
-
 #include <nlohmann/json.hpp>
 
 #include "launch/cli/cli_common.h"
@@ -46,7 +45,8 @@ Status RunGenerate(const GenerateFlags& f) {
   if (!f.prompt_ids.empty()) {
     BATON_ASSIGN_OR_RETURN(request.prompt_ids, ParseIdList(f.prompt_ids, "--prompt-ids"));
   } else {
-    if (!session->tokenizer()) return Status::InvalidArgument("--prompt needs a tokenizer.json in " + f.model.model_dir);
+    if (!session->tokenizer())
+      return Status::InvalidArgument("--prompt needs a tokenizer.json in " + f.model.model_dir);
     request.prompt_ids = session->tokenizer()->Encode(f.prompt);
   }
   request.max_new_tokens = f.max_new_tokens;
@@ -89,11 +89,13 @@ void RegisterGenerateCommand(CLI::App& app, CommandRun& run) {
   cmd->add_option("--prompt", flags->prompt, "Prompt text (tokenized with the model's tokenizer.json)");
   cmd->add_option("--prompt-ids", flags->prompt_ids, "Prompt token ids, comma separated");
   cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Most tokens to generate")->capture_default_str();
-  flags->temperature_opt = cmd->add_option("--temperature", flags->temperature, "0 = greedy (default: generation_config.json, else greedy)");
+  flags->temperature_opt =
+      cmd->add_option("--temperature", flags->temperature, "0 = greedy (default: generation_config.json, else greedy)");
   flags->top_k_opt = cmd->add_option("--top-k", flags->top_k, "Keep the k most likely tokens (0 = off)");
   flags->top_p_opt = cmd->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]");
   flags->min_p_opt = cmd->add_option("--min-p", flags->min_p, "Drop tokens below min_p x the top probability");
-  flags->penalty_opt = cmd->add_option("--repetition-penalty", flags->repetition_penalty, "Penalty for seen tokens (1 = off)");
+  flags->penalty_opt =
+      cmd->add_option("--repetition-penalty", flags->repetition_penalty, "Penalty for seen tokens (1 = off)");
   cmd->add_option("--seed", flags->seed, "Sampling seed: the same seed gives the same tokens")->capture_default_str();
   cmd->add_option("--stop", flags->stop, "Stop string (repeatable); not included in the output");
   cmd->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating past the EOS token");

@@ -2,9 +2,8 @@
 // checking numerics against a reference implementation.
 #include <algorithm>
 #include <cstdio>
-#include <numeric>
-
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "launch/cli/cli_common.h"
 
@@ -29,7 +28,8 @@ Status RunLogits(const LogitsFlags& f) {
   if (!f.prompt_ids.empty()) {
     BATON_ASSIGN_OR_RETURN(ids, ParseIdList(f.prompt_ids, "--prompt-ids"));
   } else {
-    if (!session->tokenizer()) return Status::InvalidArgument("--prompt needs a tokenizer.json in " + f.model.model_dir);
+    if (!session->tokenizer())
+      return Status::InvalidArgument("--prompt needs a tokenizer.json in " + f.model.model_dir);
     ids = session->tokenizer()->Encode(f.prompt);
   }
   const ModelConfig& c = session->config();
@@ -41,8 +41,8 @@ Status RunLogits(const LogitsFlags& f) {
     }
   }
   if (static_cast<int64_t>(ids.size()) > c.max_positions) {
-    return Status::InvalidArgument("prompt of " + std::to_string(ids.size()) + " tokens exceeds the model's context of " +
-                                   std::to_string(c.max_positions));
+    return Status::InvalidArgument("prompt of " + std::to_string(ids.size()) +
+                                   " tokens exceeds the model's context of " + std::to_string(c.max_positions));
   }
   StepPlan plan;
   plan.block_size = session->blocks().block_size();

@@ -61,8 +61,7 @@ class Backend {
   virtual void AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x) = 0;
   // y = x . w^T (+ bias)   x [M, K], w [N, K], bias [N] or undefined, y [M, N]
   virtual void Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) = 0;
-  virtual void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps,
-                         Tensor& y) = 0;
+  virtual void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) = 0;
   virtual void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) = 0;
   // x += y, elementwise (residual connections)
   virtual void AddInPlace(Tensor& x, const Tensor& y) = 0;
@@ -70,8 +69,8 @@ class Backend {
   // each row of qk (rotate-half convention, as transformers' Llama) by
   // position * inv_freq. qk [N, (num_heads + num_kv_heads) * head_dim] may
   // be a wider row (fused qkv): only its q and k columns are touched.
-  virtual void Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads,
-                    int num_kv_heads, int head_dim) = 0;
+  virtual void Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
+                    int head_dim) = 0;
   // x = gelu_new(x): 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
   virtual void GeluNew(Tensor& x) = 0;
   // out[n, i] = silu(gate_up[n, i]) * gate_up[n, F + i]   gate_up [N, 2F], out [N, F]
@@ -84,8 +83,7 @@ class Backend {
   // Causal attention of the new tokens' queries (the first q columns of
   // qkv) over each sequence's cached K/V; out [N, num_heads * head_dim].
   virtual void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
-                              const PagedAttentionBatch& batch, const AttentionShape& shape,
-                              Tensor& out) = 0;
+                              const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& out) = 0;
   // out[r, :] = x[rows[r], :]  (pick the rows whose logits are wanted)
   virtual void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
 };

@@ -135,9 +135,18 @@ const std::vector<std::pair<std::string, std::function<json()>>>& Registry() {
   static const auto* registry = new std::vector<std::pair<std::string, std::function<json()>>>{
       {"llama-3.2-1b",
        [] {
-         LlamaShape s{.hidden = 2048, .layers = 16, .heads = 32, .kv_heads = 8, .ffn = 8192, .vocab = 128256,
-                      .max_positions = 131072, .tied = true, .rope_theta = 500000.0, .rms_eps = 1e-5,
-                      .bos = 128000, .eos = 128001};
+         LlamaShape s{.hidden = 2048,
+                      .layers = 16,
+                      .heads = 32,
+                      .kv_heads = 8,
+                      .ffn = 8192,
+                      .vocab = 128256,
+                      .max_positions = 131072,
+                      .tied = true,
+                      .rope_theta = 500000.0,
+                      .rms_eps = 1e-5,
+                      .bos = 128000,
+                      .eos = 128001};
          return LlamaConfig(s, {{"factor", 32.0},
                                 {"high_freq_factor", 4.0},
                                 {"low_freq_factor", 1.0},
@@ -146,24 +155,51 @@ const std::vector<std::pair<std::string, std::function<json()>>>& Registry() {
        }},
       {"llama-3-8b",
        [] {
-         LlamaShape s{.hidden = 4096, .layers = 32, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 128256,
-                      .max_positions = 8192, .tied = false, .rope_theta = 500000.0, .rms_eps = 1e-5,
-                      .bos = 128000, .eos = 128001};
+         LlamaShape s{.hidden = 4096,
+                      .layers = 32,
+                      .heads = 32,
+                      .kv_heads = 8,
+                      .ffn = 14336,
+                      .vocab = 128256,
+                      .max_positions = 8192,
+                      .tied = false,
+                      .rope_theta = 500000.0,
+                      .rms_eps = 1e-5,
+                      .bos = 128000,
+                      .eos = 128001};
          return LlamaConfig(s);
        }},
       {"gpt2-124m", [] { return Gpt2Config(768, 12, 12, 1024, 50257, 50256); }},
       {"qwen2-0.5b",
        [] {
-         LlamaShape s{.hidden = 896, .layers = 24, .heads = 14, .kv_heads = 2, .ffn = 4864, .vocab = 151936,
-                      .max_positions = 32768, .tied = true, .rope_theta = 1000000.0, .rms_eps = 1e-6,
-                      .bos = 151643, .eos = 151643};
+         LlamaShape s{.hidden = 896,
+                      .layers = 24,
+                      .heads = 14,
+                      .kv_heads = 2,
+                      .ffn = 4864,
+                      .vocab = 151936,
+                      .max_positions = 32768,
+                      .tied = true,
+                      .rope_theta = 1000000.0,
+                      .rms_eps = 1e-6,
+                      .bos = 151643,
+                      .eos = 151643};
          return Qwen2Config(s);
        }},
       {"mistral-7b",  // v0.2: no sliding window, rope_theta 1e6
        [] {
-         LlamaShape s{.hidden = 4096, .layers = 32, .heads = 32, .kv_heads = 8, .ffn = 14336, .vocab = 32000,
-                      .max_positions = 32768, .tied = false, .rope_theta = 1000000.0, .rms_eps = 1e-5,
-                      .bos = 1, .eos = 2};
+         LlamaShape s{.hidden = 4096,
+                      .layers = 32,
+                      .heads = 32,
+                      .kv_heads = 8,
+                      .ffn = 14336,
+                      .vocab = 32000,
+                      .max_positions = 32768,
+                      .tied = false,
+                      .rope_theta = 1000000.0,
+                      .rms_eps = 1e-5,
+                      .bos = 1,
+                      .eos = 2};
          return MistralConfig(s, nullptr);
        }},
       {"llama-tiny",

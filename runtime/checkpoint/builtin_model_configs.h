@@ -9,11 +9,10 @@
 // accepts it. The "dtype"/"torch_dtype" fields are left to the writer.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/core/status.h"
 

@@ -2,9 +2,8 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace baton {
 namespace {
@@ -36,8 +35,8 @@ StatusOr<Checkpoint> Checkpoint::Open(const std::string& model_dir) {
   if (IsRegularFile(index)) return OpenIndex(model_dir, index);
   std::error_code ec;
   if (!fs::is_directory(model_dir, ec)) return Status::NotFound(model_dir + ": no such model folder");
-  return Status::NotFound(model_dir + ": neither " + std::string(kSingleFile) + " nor " +
-                          std::string(kIndexFile) + " is there");
+  return Status::NotFound(model_dir + ": neither " + std::string(kSingleFile) + " nor " + std::string(kIndexFile) +
+                          " is there");
 }
 
 StatusOr<Checkpoint> Checkpoint::OpenFile(const std::string& path) {

@@ -1,5 +1,7 @@
 #include "runtime/checkpoint/random_checkpoint.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -8,8 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <vector>
-
-#include <unistd.h>
 
 #include "runtime/checkpoint/safetensors_writer.h"
 
@@ -217,8 +217,7 @@ class Rng {
 // On a terminal the line is redrawn in place; in a log, one line a second.
 class Progress {
  public:
-  Progress(bool enabled, uint64_t total)
-      : enabled_(enabled), tty_(isatty(fileno(stderr)) != 0), total_(total) {}
+  Progress(bool enabled, uint64_t total) : enabled_(enabled), tty_(isatty(fileno(stderr)) != 0), total_(total) {}
   void Update(uint64_t done) {
     if (!enabled_) return;
     auto now = std::chrono::steady_clock::now();
@@ -248,10 +247,14 @@ class Progress {
 
 const char* TorchDTypeName(DType t) {
   switch (t) {
-    case DType::kF32: return "float32";
-    case DType::kF16: return "float16";
-    case DType::kBF16: return "bfloat16";
-    default: return nullptr;
+    case DType::kF32:
+      return "float32";
+    case DType::kF16:
+      return "float16";
+    case DType::kBF16:
+      return "bfloat16";
+    default:
+      return nullptr;
   }
 }
 
@@ -281,8 +284,12 @@ Status StreamTensors(const std::vector<PlannedTensor>& plan, float std_dev, DTyp
         case Init::kRandom:
           for (size_t i = 0; i < n; ++i) values[i] = rng.NormalIsh() * std_dev;
           break;
-        case Init::kOnes: std::fill_n(values.begin(), n, 1.0f); break;
-        case Init::kZeros: std::fill_n(values.begin(), n, 0.0f); break;
+        case Init::kOnes:
+          std::fill_n(values.begin(), n, 1.0f);
+          break;
+        case Init::kZeros:
+          std::fill_n(values.begin(), n, 0.0f);
+          break;
       }
       ConvertFromF32(values.data(), n, dtype, bytes.data());
       size_t nbytes = DTypeBytes(dtype, n);
@@ -324,17 +331,16 @@ Status WriteRandomCheckpoint(const RandomCheckpointOptions& options) {
     if (config.contains(key) && !config[key].is_null()) generation[key] = config[key];
   }
   if (config.contains("transformers_version")) generation["transformers_version"] = config["transformers_version"];
-  BATON_RETURN_IF_ERROR(
-      WriteJsonFile((fs::path(options.out_dir) / "generation_config.json").string(), generation));
+  BATON_RETURN_IF_ERROR(WriteJsonFile((fs::path(options.out_dir) / "generation_config.json").string(), generation));
 
   std::vector<TensorDecl> decls;
   decls.reserve(plan.size());
   for (const PlannedTensor& t : plan) decls.push_back(t.decl);
-  BATON_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
-                         SafetensorsWriter::Create((fs::path(options.out_dir) / "model.safetensors").string(),
-                                                   std::move(decls)));
-  BATON_RETURN_IF_ERROR(StreamTensors(plan, static_cast<float>(std_dev), options.dtype, options.seed,
-                                      writer.get(), options.progress));
+  BATON_ASSIGN_OR_RETURN(
+      std::unique_ptr<SafetensorsWriter> writer,
+      SafetensorsWriter::Create((fs::path(options.out_dir) / "model.safetensors").string(), std::move(decls)));
+  BATON_RETURN_IF_ERROR(
+      StreamTensors(plan, static_cast<float>(std_dev), options.dtype, options.seed, writer.get(), options.progress));
   return writer->Finish();
 }
 

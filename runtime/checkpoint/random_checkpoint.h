@@ -11,9 +11,8 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "runtime/checkpoint/builtin_model_configs.h"
 #include "runtime/core/dtype.h"
@@ -22,10 +21,10 @@
 namespace baton {
 
 struct RandomCheckpointOptions {
-  nlohmann::json config;  // a config.json object, e.g. from BuiltinModelConfig
+  nlohmann::json config;       // a config.json object, e.g. from BuiltinModelConfig
   DType dtype = DType::kBF16;  // F32, F16 or BF16; also written to config.json
   uint64_t seed = 0;
-  std::string out_dir;  // created if missing; existing files are replaced
+  std::string out_dir;   // created if missing; existing files are replaced
   bool progress = true;  // "make-model: 3.1/16.1 GB" on stderr, once the write takes a while
 };
 

@@ -1,16 +1,15 @@
 #include "runtime/checkpoint/safetensors_file.h"
 
-#include <algorithm>
-#include <cerrno>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 namespace baton {
@@ -128,9 +127,9 @@ class HeaderParser {
     }
     uint64_t want = bits / 8 + (bits % 8 != 0);
     if (e.end > data_size) {
-      return TensorError(e.name, "field 'data_offsets' [" + std::to_string(e.begin) + ", " +
-                                     std::to_string(e.end) + "] ends past the data region (" +
-                                     std::to_string(data_size) + " bytes; is the file truncated?)");
+      return TensorError(e.name, "field 'data_offsets' [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                                     "] ends past the data region (" + std::to_string(data_size) +
+                                     " bytes; is the file truncated?)");
     }
     if (e.end - e.begin != want) {
       return TensorError(e.name, "data_offsets span " + std::to_string(e.end - e.begin) + " bytes but dtype " +
@@ -180,8 +179,8 @@ StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::stri
     header_len |= static_cast<uint64_t>(static_cast<unsigned char>(file->base_[i])) << (8 * i);
   }
   if (header_len > kMaxHeaderBytes) {
-    return Status::DataLoss(path + ": header length " + std::to_string(header_len) +
-                            " is absurd (limit " + std::to_string(kMaxHeaderBytes) + ")");
+    return Status::DataLoss(path + ": header length " + std::to_string(header_len) + " is absurd (limit " +
+                            std::to_string(kMaxHeaderBytes) + ")");
   }
   if (header_len > size - 8) {
     return Status::DataLoss(path + ": header length " + std::to_string(header_len) +
@@ -228,8 +227,8 @@ Status SafetensorsFile::ParseHeader(std::string_view header, uint64_t data_begin
     if (e.begin == e.end) continue;
     if (prev != nullptr && e.begin < prev->end) {
       return parser.Error("tensors " + Quote(prev->name) + " [" + std::to_string(prev->begin) + ", " +
-                          std::to_string(prev->end) + "] and " + Quote(e.name) + " [" +
-                          std::to_string(e.begin) + ", " + std::to_string(e.end) + "] overlap");
+                          std::to_string(prev->end) + "] and " + Quote(e.name) + " [" + std::to_string(e.begin) + ", " +
+                          std::to_string(e.end) + "] overlap");
     }
     prev = &e;
   }
@@ -240,8 +239,8 @@ Status SafetensorsFile::ParseHeader(std::string_view header, uint64_t data_begin
       continue;
     }
     index_[e.name] = tensors_.size();
-    tensors_.push_back(TensorInfo{std::move(e.name), e.dtype, std::move(e.shape), data_begin + e.begin,
-                                  e.end - e.begin});
+    tensors_.push_back(
+        TensorInfo{std::move(e.name), e.dtype, std::move(e.shape), data_begin + e.begin, e.end - e.begin});
   }
   return Status::Ok();
 }

@@ -55,9 +55,7 @@ class SafetensorsFile {
   Tensor View(const TensorInfo& info) const;
 
   // Tensor name -> safetensors dtype name, for tensors Baton cannot load.
-  const std::map<std::string, std::string, std::less<>>& unsupported_tensors() const {
-    return unsupported_;
-  }
+  const std::map<std::string, std::string, std::less<>>& unsupported_tensors() const { return unsupported_; }
   // The header's "__metadata__" (e.g. {"format": "pt"}); empty if absent.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }

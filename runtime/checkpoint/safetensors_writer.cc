@@ -3,9 +3,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace baton {
 namespace {
@@ -32,8 +31,9 @@ Status IoError(const std::string& path, const std::string& what, int err) {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
-    const std::string& path, std::vector<TensorDecl> tensors, std::map<std::string, std::string> metadata) {
+StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(const std::string& path,
+                                                                       std::vector<TensorDecl> tensors,
+                                                                       std::map<std::string, std::string> metadata) {
   std::unique_ptr<SafetensorsWriter> w(new SafetensorsWriter());
   w->path_ = path;
   w->partial_path_ = path + ".partial";
@@ -57,9 +57,7 @@ StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
       }
     }
     uint64_t nbytes = DTypeBytes(t.dtype, numel);
-    header[t.name] = {{"dtype", DTypeName(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + nbytes}}};
+    header[t.name] = {{"dtype", DTypeName(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + nbytes}}};
     offset += nbytes;
     w->slots_.push_back(Slot{std::move(t), nbytes});
   }
@@ -115,15 +113,15 @@ Status SafetensorsWriter::Write(std::string_view name, const void* data, size_t 
   }
   const Slot& slot = slots_[current_];
   if (slot.decl.name != name) {
-    return Status::FailedPrecondition(path_ + ": write of '" + std::string(name) + "' while tensor '" +
-                                      slot.decl.name + "' is next (" + std::to_string(written_in_current_) +
-                                      " of " + std::to_string(slot.nbytes) +
+    return Status::FailedPrecondition(path_ + ": write of '" + std::string(name) + "' while tensor '" + slot.decl.name +
+                                      "' is next (" + std::to_string(written_in_current_) + " of " +
+                                      std::to_string(slot.nbytes) +
                                       " bytes written); tensors are written in declaration order");
   }
   if (nbytes > slot.nbytes - written_in_current_) {
-    return Status::InvalidArgument(path_ + ": tensor '" + slot.decl.name + "' is " +
-                                   std::to_string(slot.nbytes) + " bytes; a write of " + std::to_string(nbytes) +
-                                   " bytes at " + std::to_string(written_in_current_) + " runs past its end");
+    return Status::InvalidArgument(path_ + ": tensor '" + slot.decl.name + "' is " + std::to_string(slot.nbytes) +
+                                   " bytes; a write of " + std::to_string(nbytes) + " bytes at " +
+                                   std::to_string(written_in_current_) + " runs past its end");
   }
   BATON_RETURN_IF_ERROR(WriteRaw(data, nbytes));
   written_in_current_ += nbytes;
@@ -149,9 +147,8 @@ Status SafetensorsWriter::Finish() {
   if (current_ < slots_.size()) {
     const Slot& slot = slots_[current_];
     return Status::FailedPrecondition(path_ + ": Finish() with tensor '" + slot.decl.name + "' at " +
-                                      std::to_string(written_in_current_) + " of " +
-                                      std::to_string(slot.nbytes) + " bytes (" +
-                                      std::to_string(slots_.size() - current_) + " tensors incomplete)");
+                                      std::to_string(written_in_current_) + " of " + std::to_string(slot.nbytes) +
+                                      " bytes (" + std::to_string(slots_.size() - current_) + " tensors incomplete)");
   }
   std::FILE* out = out_;
   out_ = nullptr;

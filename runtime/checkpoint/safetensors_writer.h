@@ -37,9 +37,9 @@ class SafetensorsWriter {
  public:
   // Validates the declarations (unique, non-empty names; non-negative dims)
   // and writes the header. `metadata` becomes "__metadata__" unless empty.
-  static StatusOr<std::unique_ptr<SafetensorsWriter>> Create(
-      const std::string& path, std::vector<TensorDecl> tensors,
-      std::map<std::string, std::string> metadata = {{"format", "pt"}});
+  static StatusOr<std::unique_ptr<SafetensorsWriter>> Create(const std::string& path, std::vector<TensorDecl> tensors,
+                                                             std::map<std::string, std::string> metadata = {
+                                                                 {"format", "pt"}});
   ~SafetensorsWriter();
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;

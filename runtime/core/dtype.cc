@@ -6,10 +6,16 @@ namespace baton {
 
 int DTypeBits(DType t) {
   switch (t) {
-    case DType::kF32: case DType::kI32: return 32;
-    case DType::kF16: case DType::kBF16: return 16;
-    case DType::kI8: return 8;
-    case DType::kI4: return 4;
+    case DType::kF32:
+    case DType::kI32:
+      return 32;
+    case DType::kF16:
+    case DType::kBF16:
+      return 16;
+    case DType::kI8:
+      return 8;
+    case DType::kI4:
+      return 4;
   }
   return 0;
 }
@@ -18,12 +24,18 @@ size_t DTypeBytes(DType t, size_t n) { return (n * DTypeBits(t) + 7) / 8; }
 
 const char* DTypeName(DType t) {
   switch (t) {
-    case DType::kF32: return "F32";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
-    case DType::kI32: return "I32";
-    case DType::kI8: return "I8";
-    case DType::kI4: return "I4";
+    case DType::kF32:
+      return "F32";
+    case DType::kF16:
+      return "F16";
+    case DType::kBF16:
+      return "BF16";
+    case DType::kI32:
+      return "I32";
+    case DType::kI8:
+      return "I8";
+    case DType::kI4:
+      return "I4";
   }
   return "?";
 }
@@ -39,14 +51,21 @@ StatusOr<DType> ParseFloatDTypeFlag(std::string_view name) {
   if (name == "f32" || name == "float32" || name == "fp32") return DType::kF32;
   if (name == "f16" || name == "float16" || name == "fp16") return DType::kF16;
   if (name == "bf16" || name == "bfloat16") return DType::kBF16;
-  return Status::InvalidArgument("unknown float dtype '" + std::string(name) +
-                                 "' (expected f32, f16 or bf16)");
+  return Status::InvalidArgument("unknown float dtype '" + std::string(name) + "' (expected f32, f16 or bf16)");
 }
 
 bool IsFloatDType(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
-static uint32_t Bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-static float FromBits(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+static uint32_t Bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+static float FromBits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 uint16_t FloatToBf16(float f) {
   uint32_t u = Bits(f);
@@ -62,7 +81,7 @@ uint16_t FloatToF16(float f) {
   uint32_t u = Bits(f);
   uint32_t sign = (u >> 16) & 0x8000u;
   uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflows to inf
   if (abs < 0x38800000u) {
     // Result is subnormal (or zero): value = mantissa * 2^-24.

@@ -16,17 +16,17 @@ namespace baton {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is wrong (CLI flag, request field)
-  kNotFound,           // a file, tensor or token that should exist does not
-  kDataLoss,           // a file exists but its contents are malformed
-  kOutOfRange,         // an index or length past a limit (context, vocab)
-  kUnimplemented,      // a valid feature Baton does not support (yet)
-  kFailedPrecondition, // the system is not in a state to do this
-  kResourceExhausted,  // memory, KV blocks, queue slots
-  kUnavailable,        // a peer (rank, server) is gone
+  kInvalidArgument,     // the caller's input is wrong (CLI flag, request field)
+  kNotFound,            // a file, tensor or token that should exist does not
+  kDataLoss,            // a file exists but its contents are malformed
+  kOutOfRange,          // an index or length past a limit (context, vocab)
+  kUnimplemented,       // a valid feature Baton does not support (yet)
+  kFailedPrecondition,  // the system is not in a state to do this
+  kResourceExhausted,   // memory, KV blocks, queue slots
+  kUnavailable,         // a peer (rank, server) is gone
   kCancelled,
   kDeadlineExceeded,
-  kInternal,           // a bug or an unexpected system failure
+  kInternal,  // a bug or an unexpected system failure
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -75,9 +75,18 @@ class [[nodiscard]] StatusOr {
   bool ok() const { return std::holds_alternative<T>(v_); }
   Status status() const { return ok() ? Status::Ok() : std::get<Status>(v_); }
 
-  T& value() & { CheckOk(); return std::get<T>(v_); }
-  const T& value() const& { CheckOk(); return std::get<T>(v_); }
-  T&& value() && { CheckOk(); return std::get<T>(std::move(v_)); }
+  T& value() & {
+    CheckOk();
+    return std::get<T>(v_);
+  }
+  const T& value() const& {
+    CheckOk();
+    return std::get<T>(v_);
+  }
+  T&& value() && {
+    CheckOk();
+    return std::get<T>(std::move(v_));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
@@ -100,9 +109,9 @@ void StatusOr<T>::CheckOk() const {
 #define BATON_CONCAT_INNER(a, b) a##b
 #define BATON_CONCAT(a, b) BATON_CONCAT_INNER(a, b)
 
-#define BATON_RETURN_IF_ERROR(expr)              \
-  do {                                           \
-    ::baton::Status baton_status_ = (expr);      \
+#define BATON_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::baton::Status baton_status_ = (expr);        \
     if (!baton_status_.ok()) return baton_status_; \
   } while (0)
 

@@ -47,8 +47,7 @@ Tensor Tensor::Zeros(const Shape& shape, DType dtype) {
   return t;
 }
 
-Tensor Tensor::View(std::shared_ptr<void> owner, void* data, const Shape& shape, DType dtype,
-                    Device device) {
+Tensor Tensor::View(std::shared_ptr<void> owner, void* data, const Shape& shape, DType dtype, Device device) {
   Tensor t;
   t.owner_ = std::move(owner);
   t.data_ = data;
@@ -60,8 +59,8 @@ Tensor Tensor::View(std::shared_ptr<void> owner, void* data, const Shape& shape,
 
 Tensor Tensor::Reshape(const Shape& shape) const {
   if (NumElements(shape) != numel()) {
-    std::fprintf(stderr, "baton: fatal: reshape %s -> %s changes the element count\n",
-                 ShapeToString(shape_).c_str(), ShapeToString(shape).c_str());
+    std::fprintf(stderr, "baton: fatal: reshape %s -> %s changes the element count\n", ShapeToString(shape_).c_str(),
+                 ShapeToString(shape).c_str());
     std::abort();
   }
   Tensor t = *this;

@@ -46,8 +46,10 @@ class Tensor {
   void* raw() { return data_; }
   const void* raw() const { return data_; }
   // Typed access; aborts if T does not match the dtype (a programming error).
-  template <typename T> T* data();
-  template <typename T> const T* data() const;
+  template <typename T>
+  T* data();
+  template <typename T>
+  const T* data() const;
 
   // Same storage, new shape with the same number of elements.
   Tensor Reshape(const Shape& shape) const;
@@ -72,11 +74,24 @@ class Tensor {
 
 void DieOnDTypeMismatch(DType have, const char* want);
 
-template <typename T> struct DTypeOf;
-template <> struct DTypeOf<float> { static constexpr DType value = DType::kF32; };
-template <> struct DTypeOf<int32_t> { static constexpr DType value = DType::kI32; };
-template <> struct DTypeOf<int8_t> { static constexpr DType value = DType::kI8; };
-template <> struct DTypeOf<uint16_t> { static constexpr DType value = DType::kBF16; };  // or F16
+template <typename T>
+struct DTypeOf;
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = DType::kF32;
+};
+template <>
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::kI32;
+};
+template <>
+struct DTypeOf<int8_t> {
+  static constexpr DType value = DType::kI8;
+};
+template <>
+struct DTypeOf<uint16_t> {
+  static constexpr DType value = DType::kBF16;
+};  // or F16
 
 template <typename T>
 T* Tensor::data() {

@@ -14,9 +14,9 @@ Status KvBlockManager::Reserve(BlockTable& table, int num_tokens) {
   if (need <= 0) return Status::Ok();
   if (need > num_free_blocks()) {
     return Status::ResourceExhausted("KV cache full: " + std::to_string(num_tokens) + " tokens need " +
-                                     std::to_string(need) + " more blocks of " + std::to_string(block_size_) +
-                                     ", " + std::to_string(num_free_blocks()) + " of " +
-                                     std::to_string(num_blocks_) + " free");
+                                     std::to_string(need) + " more blocks of " + std::to_string(block_size_) + ", " +
+                                     std::to_string(num_free_blocks()) + " of " + std::to_string(num_blocks_) +
+                                     " free");
   }
   for (int i = 0; i < need; ++i) {
     table.push_back(free_.back());

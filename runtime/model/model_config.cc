@@ -99,12 +99,13 @@ Status ParseGpt2(const ConfigReader& r, ModelConfig* c) {
                                  "' is not supported (expected gelu_new)");
   }
   BATON_ASSIGN_OR_RETURN(bool scale_by_layer, r.BoolOr("scale_attn_by_inverse_layer_idx", false));
-  if (scale_by_layer) return Status::Unimplemented(r.source() + ": field 'scale_attn_by_inverse_layer_idx' true is not supported");
+  if (scale_by_layer)
+    return Status::Unimplemented(r.source() + ": field 'scale_attn_by_inverse_layer_idx' true is not supported");
   BATON_ASSIGN_OR_RETURN(bool scale_weights, r.BoolOr("scale_attn_weights", true));
   if (!scale_weights) return Status::Unimplemented(r.source() + ": field 'scale_attn_weights' false is not supported");
   if (c->hidden_size % c->num_heads != 0) {
-    return r.Error("n_head", "must divide n_embd (" + std::to_string(c->hidden_size) + " / " +
-                                 std::to_string(c->num_heads) + ")");
+    return r.Error(
+        "n_head", "must divide n_embd (" + std::to_string(c->hidden_size) + " / " + std::to_string(c->num_heads) + ")");
   }
   c->num_kv_heads = c->num_heads;
   c->head_dim = c->hidden_size / c->num_heads;
@@ -131,7 +132,8 @@ Status ParseRope(const ConfigReader& r, RopeConfig* rope) {
   BATON_ASSIGN_OR_RETURN(rope->theta, r.PositiveFloatOr("rope_theta", 10000.0f));
   if (params && params->contains("rope_theta")) {
     const json& t = (*params)["rope_theta"];
-    if (!t.is_number() || t.get<double>() <= 0) return r.Error((where + ".rope_theta").c_str(), "must be a positive number");
+    if (!t.is_number() || t.get<double>() <= 0)
+      return r.Error((where + ".rope_theta").c_str(), "must be a positive number");
     rope->theta = t.get<float>();
   }
   if (!params) return Status::Ok();
@@ -161,7 +163,8 @@ Status ParseRope(const ConfigReader& r, RopeConfig* rope) {
   BATON_RETURN_IF_ERROR(number("original_max_position_embeddings", &original));
   rope->llama3_original_max_positions = static_cast<int>(original);
   if (rope->llama3_factor <= 0 || rope->llama3_high_freq_factor <= rope->llama3_low_freq_factor) {
-    return r.Error(where.c_str(), "has contradictory llama3 factors (need factor > 0 and high_freq_factor > low_freq_factor)");
+    return r.Error(where.c_str(),
+                   "has contradictory llama3 factors (need factor > 0 and high_freq_factor > low_freq_factor)");
   }
   return Status::Ok();
 }
@@ -180,8 +183,8 @@ Status ParseLlamaFamily(const ConfigReader& r, ModelConfig* c) {
   BATON_ASSIGN_OR_RETURN(c->head_dim, r.PositiveIntOr("head_dim", c->hidden_size / c->num_heads));
   if (c->num_heads % c->num_kv_heads != 0) {
     return r.Error("num_key_value_heads", "(" + std::to_string(c->num_kv_heads) +
-                                              ") must divide num_attention_heads (" +
-                                              std::to_string(c->num_heads) + ")");
+                                              ") must divide num_attention_heads (" + std::to_string(c->num_heads) +
+                                              ")");
   }
   BATON_ASSIGN_OR_RETURN(std::string act, r.StringOr("hidden_act", "silu"));
   if (act != "silu") {

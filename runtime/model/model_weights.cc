@@ -117,8 +117,8 @@ StatusOr<LayerWeights> LoadLayer(WeightLoader& loader, const ModelConfig& c, int
   if (!n.fused_qkv.empty()) {
     BATON_ASSIGN_OR_RETURN(w.qkv_w, loader.LoadLinear(n.fused_qkv, q + 2 * kv, h));
     if (c.qkv_bias) {
-    BATON_ASSIGN_OR_RETURN(w.qkv_b, loader.Load(n.fused_qkv_bias, {q + 2 * kv}));
-  }
+      BATON_ASSIGN_OR_RETURN(w.qkv_b, loader.Load(n.fused_qkv_bias, {q + 2 * kv}));
+    }
   } else {
     BATON_ASSIGN_OR_RETURN(w.qkv_w, loader.LoadStacked({{n.q, {q, h}}, {n.k, {kv, h}}, {n.v, {kv, h}}}, true));
     if (c.qkv_bias) {
@@ -132,13 +132,13 @@ StatusOr<LayerWeights> LoadLayer(WeightLoader& loader, const ModelConfig& c, int
   if (c.mlp == MlpKind::kSwiGlu) {
     BATON_ASSIGN_OR_RETURN(w.up_w, loader.LoadStacked({{n.gate, {f, h}}, {n.up, {f, h}}}, true));
     if (c.mlp_bias) {
-    BATON_ASSIGN_OR_RETURN(w.up_b, loader.LoadStacked({{n.gate_bias, {f}}, {n.up_bias, {f}}}, false));
-  }
+      BATON_ASSIGN_OR_RETURN(w.up_b, loader.LoadStacked({{n.gate_bias, {f}}, {n.up_bias, {f}}}, false));
+    }
   } else {
     BATON_ASSIGN_OR_RETURN(w.up_w, loader.LoadLinear(n.up, f, h));
     if (c.mlp_bias) {
-    BATON_ASSIGN_OR_RETURN(w.up_b, loader.Load(n.up_bias, {f}));
-  }
+      BATON_ASSIGN_OR_RETURN(w.up_b, loader.Load(n.up_bias, {f}));
+    }
   }
   BATON_ASSIGN_OR_RETURN(w.down_w, loader.LoadLinear(n.down, h, f));
   if (c.mlp_bias) {
@@ -198,8 +198,8 @@ StatusOr<StageWeights> LoadStageWeights(const Checkpoint& checkpoint, const Mode
   if (range.has_head(c)) {
     BATON_ASSIGN_OR_RETURN(w.final_norm_w, loader.Load(m.final_norm, {h}));
     if (c.norm == NormKind::kLayerNorm) {
-    BATON_ASSIGN_OR_RETURN(w.final_norm_b, loader.Load(m.final_norm_bias, {h}));
-  }
+      BATON_ASSIGN_OR_RETURN(w.final_norm_b, loader.Load(m.final_norm_bias, {h}));
+    }
     if (c.tie_word_embeddings) {
       w.lm_head = w.embed;
     } else {

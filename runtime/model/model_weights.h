@@ -19,8 +19,8 @@ struct LayerWeights {
   Tensor qkv_w, qkv_b;              // [q + 2 kv, hidden]; b undefined without qkv bias
   Tensor o_w, o_b;                  // [hidden, q]
   Tensor mlp_norm_w, mlp_norm_b;
-  Tensor up_w, up_b;                // GPT-2: fc [ffn, hidden]; SwiGLU: gate|up [2 ffn, hidden]
-  Tensor down_w, down_b;            // [hidden, ffn]
+  Tensor up_w, up_b;      // GPT-2: fc [ffn, hidden]; SwiGLU: gate|up [2 ffn, hidden]
+  Tensor down_w, down_b;  // [hidden, ffn]
 };
 
 // Which part of the model a stage holds: layers [first_layer, last_layer),
@@ -38,7 +38,7 @@ struct StageWeights {
   Tensor embed;      // [vocab, hidden]: first stage, and a last stage with tied embeddings
   Tensor pos_embed;  // [max_positions, hidden]: GPT-2 first stage
   Tensor final_norm_w, final_norm_b;
-  Tensor lm_head;    // [vocab, hidden]: the last stage (shares `embed` when tied)
+  Tensor lm_head;  // [vocab, hidden]: the last stage (shares `embed` when tied)
   std::vector<LayerWeights> layers;
   size_t bytes = 0;  // resident bytes of everything above (tied tensors once)
 };

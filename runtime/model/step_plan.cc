@@ -78,8 +78,7 @@ DeviceStepPlan UploadStepPlan(const StepPlan& plan, Backend& backend) {
   DeviceStepPlan d;
   d.attention.query_start = backend.Upload(HostI32(query_start, {num_seqs + 1}), DType::kI32);
   d.attention.context_len = backend.Upload(HostI32(context_len, {num_seqs}), DType::kI32);
-  d.attention.block_tables =
-      backend.Upload(HostI32(tables, {num_seqs, static_cast<int64_t>(max_blocks)}), DType::kI32);
+  d.attention.block_tables = backend.Upload(HostI32(tables, {num_seqs, static_cast<int64_t>(max_blocks)}), DType::kI32);
   d.attention.slot_mapping = backend.Upload(HostI32(slots, {n}), DType::kI32);
   d.attention.num_seqs = num_seqs;
   d.attention.max_query_len = max_query;

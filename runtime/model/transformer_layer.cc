@@ -2,8 +2,8 @@
 
 namespace baton {
 
-void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight,
-               const Tensor& bias, Tensor& y) {
+void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight, const Tensor& bias,
+               Tensor& y) {
   if (config.norm == NormKind::kLayerNorm) {
     backend.LayerNorm(x, weight, bias, config.norm_eps, y);
   } else {

@@ -25,7 +25,7 @@ void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Ten
                              Tensor& cache_v);
 
 // Applies the model's norm (LayerNorm or RMSNorm) with the given weights.
-void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight,
-               const Tensor& bias, Tensor& y);
+void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight, const Tensor& bias,
+               Tensor& y);
 
 }  // namespace baton

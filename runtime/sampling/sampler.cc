@@ -24,8 +24,7 @@ constexpr size_t kTopPSortedTail = 256;
 
 size_t TopPBin(float logit, float max_logit) {
   const float distance = (max_logit - logit) * static_cast<float>(kTopPBinsPerLogit);
-  return distance < static_cast<float>(kTopPBins - 1) ? static_cast<size_t>(distance)
-                                                      : kTopPBins - 1;
+  return distance < static_cast<float>(kTopPBins - 1) ? static_cast<size_t>(distance) : kTopPBins - 1;
 }
 
 // Lowest id among the largest values; NaN and -inf never win. 0 if nothing
@@ -59,8 +58,7 @@ int32_t ArgMax(std::span<const float> values) {
   // Each lane kept its first maximum; across lanes, the lowest id on ties.
   size_t best = 0;
   for (size_t j = 1; j < kLanes; ++j) {
-    if (lane_max[j] > lane_max[best] ||
-        (lane_max[j] == lane_max[best] && lane_id[j] < lane_id[best])) {
+    if (lane_max[j] > lane_max[best] || (lane_max[j] == lane_max[best] && lane_id[j] < lane_id[best])) {
       best = j;
     }
   }
@@ -68,9 +66,7 @@ int32_t ArgMax(std::span<const float> values) {
 }
 
 // HF RepetitionPenaltyLogitsProcessor on one logit.
-float Penalize(float logit, float penalty) {
-  return logit < 0.0f ? logit * penalty : logit / penalty;
-}
+float Penalize(float logit, float penalty) { return logit < 0.0f ? logit * penalty : logit / penalty; }
 
 // Four independent sums: a single chain of dependent double adds would cost
 // more than the vectorized exp that produced the weights.
@@ -205,10 +201,10 @@ void Sampler::KeepTopP() {
     above += bin_mass_[boundary++];
   }
   // Bins before the boundary are kept whole; bins after it are dropped.
-  auto sure_end = std::partition(candidates_.begin(), candidates_.end(),
-                                 [&](const Candidate& c) { return bin_of(c) < boundary; });
-  auto boundary_end = std::partition(sure_end, candidates_.end(),
-                                     [&](const Candidate& c) { return bin_of(c) == boundary; });
+  auto sure_end =
+      std::partition(candidates_.begin(), candidates_.end(), [&](const Candidate& c) { return bin_of(c) < boundary; });
+  auto boundary_end =
+      std::partition(sure_end, candidates_.end(), [&](const Candidate& c) { return bin_of(c) == boundary; });
 
   // Invariant: candidates_[0, lo) are the lo highest ranked and their weights
   // sum to `above` < limit; the count to keep is in (lo, hi]; [lo, hi) holds
@@ -263,9 +259,7 @@ int32_t Sampler::Draw() {
 
 // 53 random bits scaled into [0, 1): every value equally likely, and the same
 // on every platform (std::uniform_real_distribution is not specified bit-exactly).
-double Sampler::UniformDouble() {
-  return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
-}
+double Sampler::UniformDouble() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
 
 std::vector<TokenLogprob> Sampler::TopLogprobs(size_t n) const {
   std::vector<std::pair<float, int32_t>> ranked;  // (logit, id)
@@ -294,8 +288,7 @@ std::vector<TokenLogprob> Sampler::TopLogprobs(size_t n) const {
   auto by_rank = [](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
     return a.first != b.first ? a.first > b.first : a.second < b.second;
   };
-  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(m), ranked.end(),
-                    by_rank);
+  std::partial_sort(ranked.begin(), ranked.begin() + static_cast<std::ptrdiff_t>(m), ranked.end(), by_rank);
   std::vector<TokenLogprob> top(m);
   for (size_t i = 0; i < m; ++i) {
     top[i] = {ranked[i].second, static_cast<float>(ranked[i].first - log_normalizer)};

@@ -15,8 +15,7 @@ std::string FormatValue(double v) {
 }
 
 Status Bad(const char* field, const char* rule, double got) {
-  return Status::InvalidArgument(std::string(field) + " must be " + rule + " (got " +
-                                 FormatValue(got) + ")");
+  return Status::InvalidArgument(std::string(field) + " must be " + rule + " (got " + FormatValue(got) + ")");
 }
 
 // Non-finite values get their own wording: "temperature must be >= 0 (got

@@ -21,8 +21,7 @@ std::vector<size_t> PrefixFunction(const std::string& text) {
 
 }  // namespace
 
-Status ValidateStopStrings(const std::vector<std::string>& stop_strings, size_t max_count,
-                           size_t max_len) {
+Status ValidateStopStrings(const std::vector<std::string>& stop_strings, size_t max_count, size_t max_len) {
   if (stop_strings.size() > max_count) {
     return Status::InvalidArgument(std::to_string(stop_strings.size()) + " stop strings (max " +
                                    std::to_string(max_count) + ")");
@@ -31,8 +30,8 @@ Status ValidateStopStrings(const std::vector<std::string>& stop_strings, size_t 
     const std::string name = "stop[" + std::to_string(i) + "]";
     if (stop_strings[i].empty()) return Status::InvalidArgument(name + " is empty");
     if (stop_strings[i].size() > max_len) {
-      return Status::InvalidArgument(name + " is " + std::to_string(stop_strings[i].size()) +
-                                     " bytes (max " + std::to_string(max_len) + ")");
+      return Status::InvalidArgument(name + " is " + std::to_string(stop_strings[i].size()) + " bytes (max " +
+                                     std::to_string(max_len) + ")");
     }
   }
   return Status::Ok();

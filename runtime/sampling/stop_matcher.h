@@ -23,8 +23,7 @@ namespace baton {
 
 // InvalidArgument naming the problem: "stop[2] is empty", "stop[0] is 300
 // bytes (max 256)", "17 stop strings (max 16)".
-Status ValidateStopStrings(const std::vector<std::string>& stop_strings, size_t max_count = 16,
-                           size_t max_len = 256);
+Status ValidateStopStrings(const std::vector<std::string>& stop_strings, size_t max_count = 16, size_t max_len = 256);
 
 class StopMatcher {
  public:

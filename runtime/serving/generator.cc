@@ -11,9 +11,12 @@ namespace baton {
 
 const char* FinishReasonName(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kLength: return "length";
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kEos: return "eos";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kEos:
+      return "eos";
   }
   return "?";
 }
@@ -137,7 +140,10 @@ StatusOr<std::vector<GenerationResult>> Generator::Generate(const std::vector<Ge
     // so a running sequence never has to be preempted.
     while (next < seqs.size()) {
       Sequence& s = seqs[next];
-      if (s.done) { ++next; continue; }
+      if (s.done) {
+        ++next;
+        continue;
+      }
       const int total = static_cast<int>(s.tokens.size()) + s.request->max_new_tokens;
       if (!blocks_.Reserve(s.blocks, total).ok()) break;
       running.push_back(&s);

@@ -121,8 +121,7 @@ std::vector<AddedTokens::Segment> AddedTokens::Split(std::string_view text, bool
       size_t begin = pos;
       size_t end = pos + hit->text.size();
       pos = end;  // like HF's matcher, a rejected match still consumes its text
-      if (token.single_word &&
-          (IsWordCharacter(CharBefore(text, begin)) || IsWordCharacter(CharAt(text, end)))) {
+      if (token.single_word && (IsWordCharacter(CharBefore(text, begin)) || IsWordCharacter(CharAt(text, end)))) {
         continue;
       }
       begin = std::max(begin, done);

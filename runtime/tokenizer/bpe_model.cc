@@ -46,8 +46,8 @@ Status BpeModel::LoadVocab(const nlohmann::json& model, const JsonPath& at) {
   if (!HasField(model, "vocab")) return Status::DataLoss(at.Field("vocab").ToString() + " is missing");
   const nlohmann::json& vocab = model["vocab"];
   if (!vocab.is_object()) {
-    return Status::DataLoss(at.Field("vocab").ToString() + " must be an object of token: id (got " +
-                            vocab.type_name() + ")");
+    return Status::DataLoss(at.Field("vocab").ToString() + " must be an object of token: id (got " + vocab.type_name() +
+                            ")");
   }
   vocab_.reserve(vocab.size());
   for (const auto& [token, id_json] : vocab.items()) {
@@ -180,9 +180,7 @@ void BpeModel::ApplyMerges(std::vector<Symbol>* symbols_ptr) const {
     int32_t rank;
     int32_t position;  // index of the left symbol
     int32_t merged_id;
-    bool operator>(const Candidate& o) const {
-      return rank != o.rank ? rank > o.rank : position > o.position;
-    }
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : position > o.position; }
   };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
   for (size_t i = 0; i + 1 < symbols.size(); ++i) {

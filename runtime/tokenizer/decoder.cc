@@ -143,7 +143,8 @@ class StripDecoder : public Decoder {
 // pre-tokenizer had prepended it) unless prepend_scheme is "never".
 class MetaspaceDecoder : public Decoder {
  public:
-  MetaspaceDecoder(std::string replacement, bool drop_first) : replacement_(std::move(replacement)), drop_first_(drop_first) {}
+  MetaspaceDecoder(std::string replacement, bool drop_first)
+      : replacement_(std::move(replacement)), drop_first_(drop_first) {}
   void DecodeChain(std::vector<std::string>* tokens, DecodeState* state) const override {
     if (replacement_.empty()) return;
     for (size_t i = 0; i < tokens->size(); ++i) {
@@ -214,8 +215,8 @@ StatusOr<std::unique_ptr<Decoder>> DecoderFromJson(const nlohmann::json& j, cons
     BATON_ASSIGN_OR_RETURN(int64_t start, GetIntOr(j, "start", 0, at));
     BATON_ASSIGN_OR_RETURN(int64_t stop, GetIntOr(j, "stop", 0, at));
     if (start < 0 || stop < 0) return Status::DataLoss(at.ToString() + ": start and stop must be >= 0");
-    return std::unique_ptr<Decoder>(new StripDecoder(std::move(content), static_cast<size_t>(start),
-                                                     static_cast<size_t>(stop)));
+    return std::unique_ptr<Decoder>(
+        new StripDecoder(std::move(content), static_cast<size_t>(start), static_cast<size_t>(stop)));
   }
   return UnsupportedType(at, type, "ByteLevel, ByteFallback, Fuse, Metaspace, Replace, Strip, Sequence");
 }

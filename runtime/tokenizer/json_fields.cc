@@ -23,8 +23,8 @@ Status Missing(const JsonPath& at, std::string_view key) {
 }
 
 Status WrongKind(const JsonPath& at, std::string_view key, std::string_view expected, const nlohmann::json& got) {
-  return Status::DataLoss(at.Field(key).ToString() + " must be " + std::string(expected) + " (got " +
-                          got.type_name() + ")");
+  return Status::DataLoss(at.Field(key).ToString() + " must be " + std::string(expected) + " (got " + got.type_name() +
+                          ")");
 }
 
 }  // namespace
@@ -58,8 +58,7 @@ StatusOr<int64_t> GetInt(const nlohmann::json& object, std::string_view key, con
   return v.get<int64_t>();
 }
 
-StatusOr<int64_t> GetIntOr(const nlohmann::json& object, std::string_view key, int64_t fallback,
-                           const JsonPath& at) {
+StatusOr<int64_t> GetIntOr(const nlohmann::json& object, std::string_view key, int64_t fallback, const JsonPath& at) {
   if (!HasField(object, key)) return fallback;
   return GetInt(object, key, at);
 }

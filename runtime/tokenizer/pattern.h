@@ -3,12 +3,11 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/core/status.h"
 #include "runtime/tokenizer/json_fields.h"

@@ -6,9 +6,8 @@
 
 #include <cstdint>
 #include <memory>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "runtime/core/status.h"
 #include "runtime/tokenizer/json_fields.h"

@@ -126,8 +126,8 @@ class ByteLevelPreTokenizer : public PreTokenizer {
       if (regex_ == nullptr) {
         if (!piece.text.empty()) split.push_back(std::move(piece));
       } else {
-        AppendPieces(piece, SplitRanges(regex_->FindAll(piece.text), piece.text.size(), SplitBehavior::kIsolated,
-                                        false),
+        AppendPieces(piece,
+                     SplitRanges(regex_->FindAll(piece.text), piece.text.size(), SplitBehavior::kIsolated, false),
                      &split);
       }
     }
@@ -163,7 +163,8 @@ class MetaspacePreTokenizer : public PreTokenizer {
           text.push_back(c);
         }
       }
-      const bool prepend = scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && piece.at_text_start);
+      const bool prepend =
+          scheme_ == PrependScheme::kAlways || (scheme_ == PrependScheme::kFirst && piece.at_text_start);
       if (prepend && !text.starts_with(replacement_)) text = replacement_ + text;
       PreToken replaced{std::move(text), piece.at_text_start};
       if (!split_) {

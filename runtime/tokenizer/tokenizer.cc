@@ -35,8 +35,7 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(const nlohmann::json& j
     return Status::DataLoss(model_at.Field("type").ToString() + " is missing");
   }
   if (type != "BPE") {
-    return Status::Unimplemented(model_at.Field("type").ToString() + " '" + type +
-                                 "' is not supported (expected BPE)");
+    return Status::Unimplemented(model_at.Field("type").ToString() + " '" + type + "' is not supported (expected BPE)");
   }
 
   std::unique_ptr<Tokenizer> t(new Tokenizer());
@@ -46,13 +45,12 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(const nlohmann::json& j
     return j.contains(key) ? j[key] : kNull;
   };
   BATON_ASSIGN_OR_RETURN(t->normalizer_, NormalizerFromJson(field("normalizer"), root.Field("normalizer")));
-  BATON_ASSIGN_OR_RETURN(t->pre_tokenizer_,
-                         PreTokenizerFromJson(field("pre_tokenizer"), root.Field("pre_tokenizer")));
+  BATON_ASSIGN_OR_RETURN(t->pre_tokenizer_, PreTokenizerFromJson(field("pre_tokenizer"), root.Field("pre_tokenizer")));
   BATON_ASSIGN_OR_RETURN(t->post_processor_,
                          PostProcessorFromJson(field("post_processor"), root.Field("post_processor")));
   BATON_ASSIGN_OR_RETURN(t->decoder_, DecoderFromJson(field("decoder"), root.Field("decoder")));
-  BATON_ASSIGN_OR_RETURN(t->added_tokens_, AddedTokens::FromJson(field("added_tokens"), root.Field("added_tokens"),
-                                                                 t->normalizer_.get()));
+  BATON_ASSIGN_OR_RETURN(
+      t->added_tokens_, AddedTokens::FromJson(field("added_tokens"), root.Field("added_tokens"), t->normalizer_.get()));
   // truncation and padding are batch-level settings the server owns; ignored.
   return t;
 }
@@ -72,7 +70,8 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text, bool add_special_t
         ids.push_back(part.token_id);
         continue;
       }
-      words.assign(1, PreToken{normalized.substr(part.begin, part.end - part.begin), raw.begin == 0 && part.begin == 0});
+      words.assign(1,
+                   PreToken{normalized.substr(part.begin, part.end - part.begin), raw.begin == 0 && part.begin == 0});
       if (pre_tokenizer_ != nullptr) pre_tokenizer_->Split(&words);
       for (const PreToken& word : words) model_->Encode(word.text, &ids);
     }

@@ -19,12 +19,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/core/status.h"
 #include "runtime/tokenizer/added_tokens.h"
@@ -74,10 +73,10 @@ class Tokenizer {
 
   std::unique_ptr<BpeModel> model_;
   AddedTokens added_tokens_;
-  std::unique_ptr<Normalizer> normalizer_;        // may be null
-  std::unique_ptr<PreTokenizer> pre_tokenizer_;   // may be null
-  std::unique_ptr<PostProcessor> post_processor_; // may be null
-  std::unique_ptr<Decoder> decoder_;              // may be null
+  std::unique_ptr<Normalizer> normalizer_;         // may be null
+  std::unique_ptr<PreTokenizer> pre_tokenizer_;    // may be null
+  std::unique_ptr<PostProcessor> post_processor_;  // may be null
+  std::unique_ptr<Decoder> decoder_;               // may be null
 };
 
 }  // namespace baton

@@ -34,8 +34,8 @@ const CanonicalDecomposition* FindDecomposition(char32_t c) {
   if (c < 0xC0 || c >= kRawByteTag) return nullptr;
   const CanonicalDecomposition* begin = kCanonicalDecompositions;
   const CanonicalDecomposition* end = begin + kCanonicalDecompositionCount;
-  auto it = std::lower_bound(begin, end, c,
-                             [](const CanonicalDecomposition& d, char32_t v) { return d.code_point < v; });
+  auto it =
+      std::lower_bound(begin, end, c, [](const CanonicalDecomposition& d, char32_t v) { return d.code_point < v; });
   return it != end && it->code_point == c ? it : nullptr;
 }
 
@@ -73,8 +73,7 @@ char32_t Compose(char32_t a, char32_t b) {
   if (a >= kLBase && a < kLBase + kLCount && b >= kVBase && b < kVBase + kVCount) {
     return kSBase + ((a - kLBase) * kVCount + (b - kVBase)) * kTCount;
   }
-  if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase &&
-      b < kTBase + kTCount) {
+  if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase && b < kTBase + kTCount) {
     return a + (b - kTBase);
   }
   const auto& map = CompositionMap();

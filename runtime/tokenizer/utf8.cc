@@ -56,9 +56,15 @@ char32_t DecodeUtf8(std::string_view s, size_t* pos) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data() + *pos);
   char32_t c;
   switch (n) {
-    case 1: c = p[0]; break;
-    case 2: c = ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu); break;
-    case 3: c = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu); break;
+    case 1:
+      c = p[0];
+      break;
+    case 2:
+      c = ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu);
+      break;
+    case 3:
+      c = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+      break;
     default:
       c = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
   }
@@ -122,8 +128,15 @@ bool IsValidUtf8(std::string_view bytes) {
 bool IsUnicodeWhitespace(char32_t c) {
   if (c >= 0x09 && c <= 0x0D) return true;
   switch (c) {
-    case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202F: case 0x205F: case 0x3000:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return c >= 0x2000 && c <= 0x200A;

@@ -32,8 +32,8 @@ void CpuBackend::SwiGlu(const Tensor& gate_up, Tensor& out) {
   }
 }
 
-void CpuBackend::Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads,
-                      int num_kv_heads, int head_dim) {
+void CpuBackend::Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
+                      int head_dim) {
   const int64_t n = qkv.dim(0), width = qkv.dim(1);
   const int half = head_dim / 2;
   CpuCheck(inv_freq.numel() == half, "Rope", "inv_freq must have head_dim / 2 entries");

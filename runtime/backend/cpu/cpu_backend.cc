@@ -69,8 +69,8 @@ void CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Te
     // weight once, which is all this step can be bound by.
     cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data<float>(), k, x.data<float>(), 1, 0.0f, out, 1);
   } else if (m > 0) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data<float>(), k, w.data<float>(), k,
-                0.0f, out, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x.data<float>(), k, w.data<float>(), k, 0.0f,
+                out, n);
   }
   if (bias.defined() && bias.numel() > 0) {
     CpuCheck(bias.numel() == n, "Linear", "bias must be [out]");

@@ -33,10 +33,10 @@ class CpuBackend final : public Backend {
             int head_dim) override;
   void GeluNew(Tensor& x) override;
   void SwiGlu(const Tensor& gate_up, Tensor& out) override;
-  void StoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape,
-               Tensor& cache_k, Tensor& cache_v) override;
-  void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
-                      const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& out) override;
+  void StoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+               Tensor& cache_v) override;
+  void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, const PagedAttentionBatch& batch,
+                      const AttentionShape& shape, Tensor& out) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) override;
 };
 

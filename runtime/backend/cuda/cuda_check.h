@@ -2,9 +2,9 @@
 // names the call, the error and the source location (the NCCLCHECK habit).
 #pragma once
 
-#include <string>
-
 #include <cuda_runtime_api.h>
+
+#include <string>
 
 #include "runtime/core/status.h"
 
@@ -12,8 +12,8 @@ namespace baton::cuda {
 
 inline Status CudaStatus(cudaError_t err, const char* call, const char* file, int line) {
   if (err == cudaSuccess) return Status::Ok();
-  std::string msg = std::string(call) + " failed: " + cudaGetErrorName(err) + " (" +
-                    cudaGetErrorString(err) + ") at " + file + ":" + std::to_string(line);
+  std::string msg = std::string(call) + " failed: " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ") at " +
+                    file + ":" + std::to_string(line);
   if (err == cudaErrorMemoryAllocation) return Status::ResourceExhausted(msg);
   if (err == cudaErrorNoDevice || err == cudaErrorInsufficientDriver) return Status::Unavailable(msg);
   return Status::Internal(msg);
@@ -21,5 +21,4 @@ inline Status CudaStatus(cudaError_t err, const char* call, const char* file, in
 
 }  // namespace baton::cuda
 
-#define BATON_CUDA_CHECK(call) \
-  BATON_RETURN_IF_ERROR(::baton::cuda::CudaStatus((call), #call, __FILE__, __LINE__))
+#define BATON_CUDA_CHECK(call) BATON_RETURN_IF_ERROR(::baton::cuda::CudaStatus((call), #call, __FILE__, __LINE__))

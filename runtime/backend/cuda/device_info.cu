@@ -1,6 +1,5 @@
-#include "runtime/backend/cuda/device_info.h"
-
 #include "runtime/backend/cuda/cuda_check.h"
+#include "runtime/backend/cuda/device_info.h"
 
 namespace baton::cuda {
 

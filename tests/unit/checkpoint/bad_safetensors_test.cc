@@ -1,9 +1,9 @@
 // Malformed .safetensors files, built byte by byte: each must be a specific
 // error naming the file and the tensor or field, never a crash (run under
 // ASan/UBSan too).
-#include <random>
-
 #include <gtest/gtest.h>
+
+#include <random>
 
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/checkpoint/safetensors_file.h"
@@ -27,7 +27,8 @@ class BadSafetensors : public ::testing::Test {
   void ExpectDataLoss(const Status& s, std::initializer_list<std::string> needles) {
     EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
     EXPECT_NE(s.message().find(path_), std::string::npos) << s.ToString();
-    for (const std::string& n : needles) EXPECT_NE(s.message().find(n), std::string::npos) << n << " in " << s.ToString();
+    for (const std::string& n : needles)
+      EXPECT_NE(s.message().find(n), std::string::npos) << n << " in " << s.ToString();
   }
 
   std::string path_;
@@ -41,7 +42,8 @@ std::string ValidHeader() {
 std::string ValidData() { return std::string(16, '\x01'); }
 
 TEST_F(BadSafetensors, TheValidBaselineOpens) {
-  auto file = SafetensorsFile::Open((baton::testing::WriteBytes(path_, RawSafetensors(ValidHeader(), ValidData())), path_));
+  auto file =
+      SafetensorsFile::Open((baton::testing::WriteBytes(path_, RawSafetensors(ValidHeader(), ValidData())), path_));
   ASSERT_TRUE(file.ok()) << file.status().ToString();
   EXPECT_EQ((*file)->tensors().size(), 2u);
 }
@@ -87,17 +89,20 @@ TEST_F(BadSafetensors, EntryMissingAField) {
 TEST_F(BadSafetensors, FieldsOfTheWrongType) {
   ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":3,"shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
                  {"'w'", "dtype"});
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", std::string(8, 0))),
-                 {"'w'", "shape"});
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", std::string(8, 0))),
-                 {"'w'", "shape"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":2,"data_offsets":[0,8]}})", std::string(8, 0))),
+      {"'w'", "shape"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2.5],"data_offsets":[0,8]}})", std::string(8, 0))),
+      {"'w'", "shape"});
   ExpectDataLoss(OpenBytes(RawSafetensors(R"({"__metadata__":{"format":1}})", "")), {"__metadata__.format"});
   ExpectDataLoss(OpenBytes(RawSafetensors(R"({"__metadata__":[]})", "")), {"__metadata__"});
 }
 
 TEST_F(BadSafetensors, UnknownDtypeIsNamed) {
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F7","shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
-                 {"'w'", "unknown dtype 'F7'"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F7","shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
+      {"'w'", "unknown dtype 'F7'"});
 }
 
 // Dtypes of the format that Baton cannot load are kept aside: the file opens,
@@ -124,24 +129,30 @@ TEST_F(BadSafetensors, UnsupportedFormatDtypeFailsOnlyWhenRequested) {
 }
 
 TEST_F(BadSafetensors, UnsupportedDtypeWithWrongSizeIsStillDataLoss) {
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"ids":{"dtype":"I64","shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
-                 {"'ids'", "I64", "needs 16"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"ids":{"dtype":"I64","shape":[2],"data_offsets":[0,8]}})", std::string(8, 0))),
+      {"'ids'", "I64", "needs 16"});
 }
 
 TEST_F(BadSafetensors, DataOffsetsMalformed) {
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", std::string(8, 0))),
-                 {"'w'", "begin > end"});
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", std::string(8, 0))),
-                 {"'w'", "data_offsets"});
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}})", std::string(8, 0))),
-                 {"'w'", "data_offsets"});
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":"0-8"}})", std::string(8, 0))),
-                 {"'w'", "data_offsets"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", std::string(8, 0))),
+      {"'w'", "begin > end"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0]}})", std::string(8, 0))),
+      {"'w'", "data_offsets"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}})", std::string(8, 0))),
+      {"'w'", "data_offsets"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":"0-8"}})", std::string(8, 0))),
+      {"'w'", "data_offsets"});
 }
 
 TEST_F(BadSafetensors, OffsetsPastTheEndOfTheFile) {
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, 0))),
-                 {"'w'", "past the data region"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, 0))),
+      {"'w'", "past the data region"});
   // Offsets near 2^64 must not wrap around.
   ExpectDataLoss(OpenBytes(RawSafetensors(
                      R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[18446744073709551608,18446744073709551615]}})",
@@ -155,23 +166,27 @@ TEST_F(BadSafetensors, TruncatedMidData) {
 }
 
 TEST_F(BadSafetensors, BytesDoNotMatchShapeAndDtype) {
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"BF16","shape":[3],"data_offsets":[0,8]}})", std::string(8, 0))),
-                 {"'w'", "BF16", "[3]", "needs 6"});
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[],"data_offsets":[0,8]}})", std::string(8, 0))),
-                 {"'w'", "needs 4"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"BF16","shape":[3],"data_offsets":[0,8]}})", std::string(8, 0))),
+      {"'w'", "BF16", "[3]", "needs 6"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[],"data_offsets":[0,8]}})", std::string(8, 0))),
+      {"'w'", "needs 4"});
 }
 
 TEST_F(BadSafetensors, NegativeOrHugeDimensions) {
-  ExpectDataLoss(OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, 0))),
-                 {"'w'", "negative"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", std::string(8, 0))),
+      {"'w'", "negative"});
   // The element count overflows 64 bits; it must not wrap into a small size.
-  ExpectDataLoss(OpenBytes(RawSafetensors(
-                     R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,8]}})",
-                     std::string(8, 0))),
-                 {"'w'", "too many elements"});
-  ExpectDataLoss(OpenBytes(RawSafetensors(
-                     R"({"w":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,8]}})", std::string(8, 0))),
-                 {"'w'", "huge"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,8]}})",
+                               std::string(8, 0))),
+      {"'w'", "too many elements"});
+  ExpectDataLoss(
+      OpenBytes(RawSafetensors(R"({"w":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,8]}})",
+                               std::string(8, 0))),
+      {"'w'", "huge"});
 }
 
 TEST_F(BadSafetensors, OverlappingTensors) {

@@ -1,10 +1,10 @@
 #include "runtime/checkpoint/checkpoint.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <numeric>
-
-#include <gtest/gtest.h>
 
 #include "runtime/checkpoint/safetensors_writer.h"
 #include "tests/test_data.h"
@@ -93,8 +93,9 @@ TEST(Checkpoint, NamesAndTotalBytes) {
 
 TEST(Checkpoint, GetF32ConvertsAndChecksShape) {
   Checkpoint c = OpenOrDie(TestDataPath("llama-mini"));
-  const std::string raw = baton::testing::RawTensorBytes(
-      baton::testing::ReadBytes(TestDataPath("llama-mini/model.safetensors")), "model.layers.0.self_attn.k_proj.weight");
+  const std::string raw =
+      baton::testing::RawTensorBytes(baton::testing::ReadBytes(TestDataPath("llama-mini/model.safetensors")),
+                                     "model.layers.0.self_attn.k_proj.weight");
   auto t = c.GetF32("layers.0.self_attn.k_proj.weight", {128, 256});
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->dtype(), DType::kF32);
@@ -147,7 +148,8 @@ std::vector<float> Iota(size_t n, float start) {
 
 void WriteShard(const std::string& path, const std::vector<std::pair<std::string, std::vector<float>>>& tensors) {
   std::vector<TensorDecl> decls;
-  for (const auto& [name, values] : tensors) decls.push_back({name, DType::kF32, {static_cast<int64_t>(values.size())}});
+  for (const auto& [name, values] : tensors)
+    decls.push_back({name, DType::kF32, {static_cast<int64_t>(values.size())}});
   auto w = SafetensorsWriter::Create(path, decls);
   ASSERT_TRUE(w.ok()) << w.status().ToString();
   for (const auto& [name, values] : tensors) {

@@ -1,10 +1,10 @@
 #include "runtime/checkpoint/random_checkpoint.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <filesystem>
 #include <map>
-
-#include <gtest/gtest.h>
 
 #include "runtime/checkpoint/checkpoint.h"
 #include "tests/test_data.h"

@@ -1,8 +1,8 @@
 #include "runtime/checkpoint/safetensors_file.h"
 
-#include <vector>
-
 #include <gtest/gtest.h>
+
+#include <vector>
 
 #include "tests/test_data.h"
 #include "tests/unit/checkpoint/raw_bytes.h"
@@ -59,10 +59,9 @@ TEST(SafetensorsFile, LlamaMiniIsBf16WithGqaShapes) {
   auto file = OpenOrDie(TestDataPath("llama-mini/model.safetensors"));
   ASSERT_NE(file, nullptr);
   auto config = LoadTestJson("llama-mini/config.json");
-  const int64_t hidden = config["hidden_size"], layers = config["num_hidden_layers"],
-                head_dim = config["head_dim"], kv = config["num_key_value_heads"],
-                heads = config["num_attention_heads"], ffn = config["intermediate_size"],
-                vocab = config["vocab_size"];
+  const int64_t hidden = config["hidden_size"], layers = config["num_hidden_layers"], head_dim = config["head_dim"],
+                kv = config["num_key_value_heads"], heads = config["num_attention_heads"],
+                ffn = config["intermediate_size"], vocab = config["vocab_size"];
   EXPECT_EQ(file->tensors().size(), static_cast<size_t>(9 * layers + 2));
   for (const TensorInfo& t : file->tensors()) EXPECT_EQ(t.dtype, DType::kBF16) << t.name;
 

@@ -1,9 +1,9 @@
 #include "runtime/checkpoint/safetensors_writer.h"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "runtime/checkpoint/safetensors_file.h"
 #include "tests/test_data.h"

@@ -1,10 +1,10 @@
 #include "runtime/core/dtype.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
-
-#include <gtest/gtest.h>
 
 namespace baton {
 namespace {

@@ -1,9 +1,9 @@
 #include "runtime/kv/kv_block_manager.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <set>
-
-#include <gtest/gtest.h>
 
 namespace baton {
 namespace {

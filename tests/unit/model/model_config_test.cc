@@ -1,8 +1,8 @@
 #include "runtime/model/model_config.h"
 
-#include <cmath>
-
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "runtime/model/rope.h"
 #include "tests/test_data.h"
@@ -13,9 +13,9 @@ namespace {
 using nlohmann::json;
 
 json LlamaJson() {
-  return json{{"model_type", "llama"},         {"hidden_size", 256},       {"num_hidden_layers", 4},
-              {"num_attention_heads", 4},      {"num_key_value_heads", 2}, {"intermediate_size", 688},
-              {"max_position_embeddings", 1024}, {"vocab_size", 2048},      {"rope_theta", 10000.0}};
+  return json{{"model_type", "llama"},           {"hidden_size", 256},       {"num_hidden_layers", 4},
+              {"num_attention_heads", 4},        {"num_key_value_heads", 2}, {"intermediate_size", 688},
+              {"max_position_embeddings", 1024}, {"vocab_size", 2048},       {"rope_theta", 10000.0}};
 }
 
 void ExpectErrorNaming(const StatusOr<ModelConfig>& c, const std::string& what) {
@@ -118,8 +118,10 @@ TEST(ModelConfig, Qwen2AndMistralSpecifics) {
 TEST(Rope, Llama3ScalingMatchesFormula) {
   json j = LlamaJson();
   j["rope_theta"] = 500000.0;
-  j["rope_scaling"] = {{"rope_type", "llama3"},        {"factor", 32.0},
-                       {"low_freq_factor", 1.0},       {"high_freq_factor", 4.0},
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 32.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
                        {"original_max_position_embeddings", 8192}};
   auto c = ParseModelConfig(j, "config.json");
   ASSERT_TRUE(c.ok()) << c.status().ToString();

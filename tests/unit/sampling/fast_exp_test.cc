@@ -1,11 +1,11 @@
 #include "runtime/sampling/fast_exp.h"
 
+#include <gtest/gtest.h>
+
 #include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
-
-#include <gtest/gtest.h>
 
 namespace baton {
 namespace {

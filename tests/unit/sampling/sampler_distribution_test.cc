@@ -2,11 +2,11 @@
 // distribution computed independently in double precision. Seeds are fixed,
 // so the tests are deterministic; the bounds (5 standard errors per bucket)
 // are what a correct sampler passes for all but ~1e-6 of seeds.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <set>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "runtime/sampling/sampler.h"
 #include "tests/unit/sampling/sampling_test_util.h"
@@ -19,8 +19,7 @@ using testing::Softmax;
 
 constexpr int kDraws = 200000;
 
-void ExpectFrequenciesMatch(const std::vector<int64_t>& counts,
-                            const std::vector<double>& expected) {
+void ExpectFrequenciesMatch(const std::vector<int64_t>& counts, const std::vector<double>& expected) {
   ASSERT_EQ(counts.size(), expected.size());
   double chi_square = 0;
   int buckets = 0;

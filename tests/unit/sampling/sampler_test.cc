@@ -1,5 +1,7 @@
 #include "runtime/sampling/sampler.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -7,8 +9,6 @@
 #include <map>
 #include <set>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/unit/sampling/sampling_test_util.h"
 
@@ -230,8 +230,7 @@ TEST(Sampler, MinPDrawsOnlyTokensWithinMinPOfTheMax) {
 TEST(Sampler, TopPSeesTheDistributionRenormalizedAfterTopK) {
   // After top-k=2 the probabilities are 4/7 and 3/7: the first alone reaches
   // 0.5. (Applied to the original 0.4/0.3, top-p would keep both.)
-  const std::vector<float> logits = {std::log(0.4f), std::log(0.3f), std::log(0.2f),
-                                     std::log(0.1f)};
+  const std::vector<float> logits = {std::log(0.4f), std::log(0.3f), std::log(0.2f), std::log(0.1f)};
   SamplingParams p;
   p.top_k = 2;
   p.top_p = 0.5f;
@@ -263,8 +262,7 @@ TEST(Sampler, MaskedAndDegenerateRows) {
 }
 
 TEST(Sampler, TopLogprobsDescribeTheDistributionDrawnFrom) {
-  const std::vector<float> logits = {std::log(0.1f), std::log(0.4f), std::log(0.2f),
-                                     std::log(0.3f)};
+  const std::vector<float> logits = {std::log(0.1f), std::log(0.4f), std::log(0.2f), std::log(0.3f)};
   SamplingParams p;
   p.top_k = 2;
   Sampler s(p);

@@ -1,10 +1,10 @@
 #include "runtime/sampling/sampling_params.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <limits>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace baton {
 namespace {
@@ -28,12 +28,10 @@ TEST(SamplingParams, DefaultsAndTypicalSettingsAreValid) {
   p.temperature = 0.0f;  // greedy
   EXPECT_TRUE(p.Validate().ok());
   EXPECT_TRUE(p.greedy());
-  p = {.temperature = 0.7f, .top_k = 50, .top_p = 0.9f, .min_p = 0.05f,
-       .repetition_penalty = 1.1f, .seed = 7};
+  p = {.temperature = 0.7f, .top_k = 50, .top_p = 0.9f, .min_p = 0.05f, .repetition_penalty = 1.1f, .seed = 7};
   EXPECT_TRUE(p.Validate().ok());
   EXPECT_FALSE(p.greedy());
-  p = {.temperature = 2.0f, .top_k = 1, .top_p = 1.0f, .min_p = 1.0f,
-       .repetition_penalty = 0.5f};
+  p = {.temperature = 2.0f, .top_k = 1, .top_p = 1.0f, .min_p = 1.0f, .repetition_penalty = 0.5f};
   EXPECT_TRUE(p.Validate().ok()) << "boundary values are allowed";
 }
 

@@ -2,6 +2,8 @@
 // Sampler (plain double arithmetic, full sorts), plus draw counting.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -10,8 +12,6 @@
 #include <set>
 #include <span>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "runtime/sampling/sampler.h"
 
@@ -69,8 +69,8 @@ inline std::vector<float> RandomLogits(size_t n, uint64_t seed, float lo = -4.0f
 }
 
 // How often each id was drawn in `draws` calls of one Sampler.
-inline std::vector<int64_t> CountDraws(const SamplingParams& params, std::span<const float> logits,
-                                       int draws, std::span<const int32_t> context = {}) {
+inline std::vector<int64_t> CountDraws(const SamplingParams& params, std::span<const float> logits, int draws,
+                                       std::span<const int32_t> context = {}) {
   Sampler sampler(params);
   std::vector<int64_t> counts(logits.size(), 0);
   for (int i = 0; i < draws; ++i) {

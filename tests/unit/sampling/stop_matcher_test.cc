@@ -1,10 +1,10 @@
 #include "runtime/sampling/stop_matcher.h"
 
+#include <gtest/gtest.h>
+
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace baton {
 namespace {

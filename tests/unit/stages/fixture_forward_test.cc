@@ -1,12 +1,12 @@
 // The engine against transformers' float32 reference (tests/data/*-mini):
 // full logits of every prompt, greedy continuations, ragged batches and
 // paged decoding.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "runtime/backend/cpu/cpu_backend.h"
 #include "runtime/checkpoint/checkpoint.h"
@@ -132,8 +132,8 @@ TEST_P(FixtureForwardTest, RaggedBatchEqualsEachSequenceAlone) {
   std::vector<BlockTable> tables(n);
   for (size_t p = 0; p < n; ++p) {
     const auto ids = PromptIds(p);
-    batch.seqs.push_back(Seq(static_cast<int64_t>(p), static_cast<int>(ids.size()), static_cast<int>(ids.size()),
-                             true, &tables[p]));
+    batch.seqs.push_back(
+        Seq(static_cast<int64_t>(p), static_cast<int>(ids.size()), static_cast<int>(ids.size()), true, &tables[p]));
     batch.token_ids.insert(batch.token_ids.end(), ids.begin(), ids.end());
   }
   Tensor together = Run(*stage_, batch);

@@ -1,7 +1,7 @@
 // UTF-8 helpers, the byte-level map and NFC.
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "runtime/tokenizer/byte_level.h"
 #include "runtime/tokenizer/unicode_nfc.h"
@@ -15,12 +15,12 @@ const std::string kFffd(kReplacementCharacter);
 TEST(Utf8, LossyReplacesEachMaximalInvalidSubpart) {
   EXPECT_EQ(Utf8Lossy("abc"), "abc");
   EXPECT_EQ(Utf8Lossy("\xe4\xb8\xad"), "中");
-  EXPECT_EQ(Utf8Lossy("\xe4\xb8"), kFffd);                   // truncated: one
+  EXPECT_EQ(Utf8Lossy("\xe4\xb8"), kFffd);  // truncated: one
   EXPECT_EQ(Utf8Lossy("\xe4\xb8x"), kFffd + "x");
-  EXPECT_EQ(Utf8Lossy("\x80\x80"), kFffd + kFffd);           // stray continuations: one each
+  EXPECT_EQ(Utf8Lossy("\x80\x80"), kFffd + kFffd);              // stray continuations: one each
   EXPECT_EQ(Utf8Lossy("\xed\xa0\x80"), kFffd + kFffd + kFffd);  // a surrogate is never valid
   EXPECT_EQ(Utf8Lossy("\xf0\x9f\x9a"), kFffd);
-  EXPECT_EQ(Utf8Lossy("\xc0\xaf"), kFffd + kFffd);           // overlong
+  EXPECT_EQ(Utf8Lossy("\xc0\xaf"), kFffd + kFffd);  // overlong
 }
 
 TEST(Utf8, DecodeStepsOverInvalidBytesOneAtATime) {
@@ -52,14 +52,16 @@ TEST(ByteLevel, MapsEveryByteAndBack) {
 TEST(Nfc, ComposesAndReorders) {
   EXPECT_EQ(ToNfc("plain ascii"), "plain ascii");
   EXPECT_EQ(ToNfc("e\u0301"), "\u00e9");
-  EXPECT_EQ(ToNfc("\u212b"), "\u00c5");                 // Angstrom sign: singleton
+  EXPECT_EQ(ToNfc("\u212b"), "\u00c5");  // Angstrom sign: singleton
   EXPECT_EQ(ToNfc("A\u030a"), "\u00c5");
-  EXPECT_EQ(ToNfc("\u1e9b\u0323"), "\u1e9b\u0323");     // UAX #15's example
-  EXPECT_EQ(ToNfc("q\u0307\u0323"), "q\u0323\u0307");   // canonical order, nothing composes
-  EXPECT_EQ(ToNfc("\u1100\u1161\u11a8"), "\uac01");     // Hangul L V T
+  EXPECT_EQ(ToNfc("\u1e9b\u0323"), "\u1e9b\u0323");    // UAX #15's example
+  EXPECT_EQ(ToNfc("q\u0307\u0323"), "q\u0323\u0307");  // canonical order, nothing composes
+  EXPECT_EQ(ToNfc("\u1100\u1161\u11a8"), "\uac01");    // Hangul L V T
   EXPECT_EQ(ToNfc("\uac00\u11a8"), "\uac01");
-  EXPECT_EQ(ToNfc("\u0958"), "\u0915\u093c");            // composition exclusion
-  EXPECT_EQ(ToNfc("a\xff" "e\u0301"), "a\xff\u00e9");     // invalid bytes pass through
+  EXPECT_EQ(ToNfc("\u0958"), "\u0915\u093c");  // composition exclusion
+  EXPECT_EQ(ToNfc("a\xff"
+                  "e\u0301"),
+            "a\xff\u00e9");  // invalid bytes pass through
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
 // Reference cases produced by the Hugging Face `tokenizers` library: the
 // GPT-2 fixtures, and the small Llama-2 / Mistral / Metaspace / Llama-3 /
 // Qwen2 style tokenizers of tests/data/tokenizer_sp (made by make_cases.py).
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/test_data.h"
@@ -48,8 +48,7 @@ std::string Describe(const nlohmann::json& c) { return "text: " + c["text"].dump
 
 TEST_P(TokenizerCasesTest, EncodeMatchesReference) {
   for (const auto& c : cases_) {
-    EXPECT_EQ(tokenizer_->Encode(c["text"].get<std::string>()), c["ids"].get<std::vector<int32_t>>())
-        << Describe(c);
+    EXPECT_EQ(tokenizer_->Encode(c["text"].get<std::string>()), c["ids"].get<std::vector<int32_t>>()) << Describe(c);
   }
 }
 

@@ -2,13 +2,13 @@
 // style tokenizers, against ids from HF `tokenizers` (corpus_ids.json).
 // For Llama-2 the corpus is a single BPE "word" (no pre-tokenizer), which
 // exercises the priority-queue merge on a long input.
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/test_data.h"

@@ -1,8 +1,8 @@
 // Loading failures: each must name the file and the field or type at fault.
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/test_data.h"

@@ -2,12 +2,12 @@
 // merge spellings, invalid UTF-8, threads.
 #include "runtime/tokenizer/tokenizer.h"
 
+#include <gtest/gtest.h>
+
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/unit/tokenizer/tokenizer_test_util.h"
 
@@ -65,8 +65,13 @@ nlohmann::json FlagsTokenizer(bool single_word, bool lstrip, bool rstrip) {
     "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, " ": 2, "ab": 3}, "merges": [["a", "b"]]},
     "decoder": {"type": "Fuse"}
   })");
-  j["added_tokens"] = {{{"id", 4}, {"content", "[X]"}, {"single_word", single_word}, {"lstrip", lstrip},
-                        {"rstrip", rstrip}, {"normalized", false}, {"special", false}}};
+  j["added_tokens"] = {{{"id", 4},
+                        {"content", "[X]"},
+                        {"single_word", single_word},
+                        {"lstrip", lstrip},
+                        {"rstrip", rstrip},
+                        {"normalized", false},
+                        {"special", false}}};
   return j;
 }
 
@@ -123,8 +128,9 @@ TEST_P(AllTokenizers, InvalidUtf8AndRandomIdsAreSafe) {
   const Tokenizer* t = testing::CachedTokenizer(GetParam());
   ASSERT_NE(t, nullptr);
   std::mt19937 rng(1234);
-  const std::string samples[] = {"\xff", "\xc3", "abc\xe4\xb8", "\xed\xa0\x80", "\xf4\x90\x80\x80 x",
-                                 std::string("nul\0byte", 8), "\xc0\xaf tail", "\x80\x80\x80"};
+  const std::string samples[] = {
+      "\xff",          "\xc3",        "abc\xe4\xb8", "\xed\xa0\x80", "\xf4\x90\x80\x80 x", std::string("nul\0byte", 8),
+      "\xc0\xaf tail", "\x80\x80\x80"};
   for (const std::string& s : samples) {
     const auto ids = t->Encode(s);
     (void)t->Decode(ids);

@@ -2,12 +2,12 @@
 // (the GPT-2 one takes a noticeable time to parse, more so under ASan).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "runtime/tokenizer/tokenizer.h"
 #include "tests/test_data.h"
@@ -31,9 +31,12 @@ inline const Tokenizer* CachedTokenizer(const std::string& relative) {
 
 // Every tokenizer under tests/data, for properties that must hold for all.
 inline const char* const kAllTokenizers[] = {
-    "gpt2-mini/tokenizer.json",          "gpt2-tokenizer/tokenizer.json",
-    "tokenizer_sp/llama2/tokenizer.json", "tokenizer_sp/mistral/tokenizer.json",
-    "tokenizer_sp/metaspace/tokenizer.json", "tokenizer_sp/llama3/tokenizer.json",
+    "gpt2-mini/tokenizer.json",
+    "gpt2-tokenizer/tokenizer.json",
+    "tokenizer_sp/llama2/tokenizer.json",
+    "tokenizer_sp/mistral/tokenizer.json",
+    "tokenizer_sp/metaspace/tokenizer.json",
+    "tokenizer_sp/llama3/tokenizer.json",
     "tokenizer_sp/qwen2/tokenizer.json",
 };
 
