@@ -14,7 +14,7 @@
 #include "bench/memory_bandwidth.h"
 #include "runtime/checkpoint/random_checkpoint.h"
 #include "runtime/serving/generator.h"
-#include "runtime/serving/model_session.h"
+#include "stages/model_session.h"
 
 namespace baton::bench {
 namespace {
@@ -45,7 +45,7 @@ StatusOr<DecodeTiming> TimeDecode(ModelSession& session, int prompt_tokens, int 
   request.sampling.temperature = 0;
   request.ignore_eos = true;
   std::vector<Clock::time_point> stamps;
-  Generator generator(session.stage(), nullptr, session.blocks());
+  Generator generator(session.runner(), nullptr, session.blocks());
   const auto start = Clock::now();
   BATON_ASSIGN_OR_RETURN(auto results, generator.Generate({request}, [&](size_t, int32_t, const std::string&) {
     stamps.push_back(Clock::now());

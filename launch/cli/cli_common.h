@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/serving/model_session.h"
+#include "stages/model_session.h"
 
 namespace baton::cli {
 

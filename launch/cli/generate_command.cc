@@ -54,7 +54,7 @@ Status RunGenerate(const GenerateFlags& f) {
   request.stop = f.stop;
   request.ignore_eos = f.ignore_eos;
 
-  Generator generator(session->stage(), session->tokenizer(), session->blocks());
+  Generator generator(session->runner(), session->tokenizer(), session->blocks());
   const auto start = std::chrono::steady_clock::now();
   TokenCallback stream = nullptr;
   if (!f.json) {

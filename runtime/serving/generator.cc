@@ -1,6 +1,7 @@
 #include "runtime/serving/generator.h"
 
 #include <algorithm>
+#include <deque>
 #include <optional>
 #include <span>
 
@@ -34,11 +35,18 @@ struct Generator::Sequence {
   bool done = false;
 };
 
-Generator::Generator(Stage& stage, const Tokenizer* tokenizer, KvBlockManager& blocks)
-    : stage_(stage), tokenizer_(tokenizer), blocks_(blocks) {}
+struct Generator::MicroBatch {
+  std::vector<Sequence*> seqs;
+};
+
+Generator::Generator(ModelRunner& runner, const Tokenizer* tokenizer, KvBlockManager& blocks, int micro_batches)
+    : runner_(runner),
+      tokenizer_(tokenizer),
+      blocks_(blocks),
+      micro_batches_(micro_batches > 0 ? micro_batches : std::max(1, runner.preferred_in_flight())) {}
 
 Status Generator::Validate(const GenerationRequest& r) const {
-  const ModelConfig& c = stage_.config();
+  const ModelConfig& c = runner_.config();
   if (r.prompt_ids.empty()) return Status::InvalidArgument("prompt is empty: give at least one token");
   for (size_t i = 0; i < r.prompt_ids.size(); ++i) {
     if (r.prompt_ids[i] < 0 || r.prompt_ids[i] >= c.vocab_size) {
@@ -67,12 +75,11 @@ Status Generator::Validate(const GenerationRequest& r) const {
   return ValidateStopStrings(r.stop);
 }
 
-// One forward over every running sequence's uncached tokens, then one
-// sampled token for each.
-Status Generator::Step(std::vector<Sequence*>& running) {
+// The uncached tokens of every sequence in the micro-batch, as one step.
+StepPlan Generator::PlanStep(const MicroBatch& batch) const {
   StepPlan plan;
   plan.block_size = blocks_.block_size();
-  for (Sequence* s : running) {
+  for (const Sequence* s : batch.seqs) {
     SequenceStep step;
     step.seq_id = static_cast<int64_t>(s->index);
     step.context_len = static_cast<int32_t>(s->tokens.size());
@@ -81,34 +88,29 @@ Status Generator::Step(std::vector<Sequence*>& running) {
     plan.token_ids.insert(plan.token_ids.end(), s->tokens.begin() + static_cast<int64_t>(s->cached), s->tokens.end());
     plan.seqs.push_back(std::move(step));
   }
-  BATON_ASSIGN_OR_RETURN(Tensor logits, stage_.Forward(plan));
-  const int64_t vocab = logits.dim(1);
-  for (size_t i = 0; i < running.size(); ++i) {
-    Sequence& s = *running[i];
-    s.cached = s.tokens.size();
-    std::span<const float> row(logits.data<float>() + static_cast<int64_t>(i) * vocab, static_cast<size_t>(vocab));
-    const int32_t token = s.sampler->Sample(row, s.tokens);
-    s.tokens.push_back(token);
-    s.result.output_ids.push_back(token);
+  return plan;
+}
 
-    std::string delta;
-    if (s.decoder) delta = s.stop->Push(s.decoder->Push(token));
-    const auto& eos = stage_.config().eos_token_ids;
-    if (s.stop && s.stop->stopped()) {
-      s.result.finish_reason = FinishReason::kStop;
-      s.done = true;
-    } else if (!s.request->ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
-      s.result.finish_reason = FinishReason::kEos;
-      s.done = true;
-    } else if (static_cast<int>(s.result.output_ids.size()) >= s.request->max_new_tokens) {
-      s.result.finish_reason = FinishReason::kLength;
-      s.done = true;
-    }
-    if (s.done && s.decoder && !s.stop->stopped()) delta += s.stop->Push(s.decoder->Flush()) + s.stop->Flush();
-    s.result.text += delta;
-    if (on_token_) on_token_(s.index, token, delta);
+// Appends a sampled token and decides whether the sequence is finished.
+void Generator::AcceptToken(Sequence& s, int32_t token) {
+  s.tokens.push_back(token);
+  s.result.output_ids.push_back(token);
+  std::string delta;
+  if (s.decoder) delta = s.stop->Push(s.decoder->Push(token));
+  const auto& eos = runner_.config().eos_token_ids;
+  if (s.stop && s.stop->stopped()) {
+    s.result.finish_reason = FinishReason::kStop;
+    s.done = true;
+  } else if (!s.request->ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) {
+    s.result.finish_reason = FinishReason::kEos;
+    s.done = true;
+  } else if (static_cast<int>(s.result.output_ids.size()) >= s.request->max_new_tokens) {
+    s.result.finish_reason = FinishReason::kLength;
+    s.done = true;
   }
-  return Status::Ok();
+  if (s.done && s.decoder && !s.stop->stopped()) delta += s.stop->Push(s.decoder->Flush()) + s.stop->Flush();
+  s.result.text += delta;
+  if (on_token_) on_token_(s.index, token, delta);
 }
 
 StatusOr<std::vector<GenerationResult>> Generator::Generate(const std::vector<GenerationRequest>& requests,
@@ -132,31 +134,63 @@ StatusOr<std::vector<GenerationResult>> Generator::Generate(const std::vector<Ge
     s.done = requests[i].max_new_tokens == 0;
   }
 
-  size_t next = 0;
-  std::vector<Sequence*> running;
+  size_t next = 0;  // first request not yet admitted
+  // Admits the next waiting request into `batch` if its whole generation
+  // fits the free KV blocks.
+  auto admit_one = [&](MicroBatch& batch) {
+    while (next < seqs.size() && seqs[next].done) ++next;
+    if (next == seqs.size()) return false;
+    Sequence& s = seqs[next];
+    if (!blocks_.Reserve(s.blocks, static_cast<int>(s.tokens.size()) + s.request->max_new_tokens).ok()) return false;
+    batch.seqs.push_back(&s);
+    ++next;
+    return true;
+  };
+
+  std::vector<MicroBatch> batches(static_cast<size_t>(micro_batches_));
+  std::deque<size_t> in_flight;  // micro-batches submitted, in submission order
   Status status;
   while (status.ok()) {
-    // Admit waiting requests while their whole generation fits the cache,
-    // so a running sequence never has to be preempted.
-    while (next < seqs.size()) {
-      Sequence& s = seqs[next];
-      if (s.done) {
-        ++next;
-        continue;
+    if (in_flight.empty()) {
+      // Deal waiting requests round-robin over the idle micro-batches.
+      for (bool admitted = true; admitted;) {
+        admitted = false;
+        for (MicroBatch& b : batches) admitted = admit_one(b) || admitted;
       }
-      const int total = static_cast<int>(s.tokens.size()) + s.request->max_new_tokens;
-      if (!blocks_.Reserve(s.blocks, total).ok()) break;
-      running.push_back(&s);
-      ++next;
+      for (size_t i = 0; i < batches.size() && status.ok(); ++i) {
+        if (batches[i].seqs.empty()) continue;
+        status = runner_.Submit(PlanStep(batches[i]));
+        in_flight.push_back(i);
+      }
+      if (in_flight.empty()) break;
+      continue;
     }
-    if (running.empty()) break;
-    status = Step(running);
-    for (Sequence* s : running) {
-      if (s->done || !status.ok()) blocks_.Release(s->blocks);
+    const size_t id = in_flight.front();
+    in_flight.pop_front();
+    MicroBatch& batch = batches[id];
+    auto logits = runner_.Collect();
+    if (!logits.ok()) {
+      status = logits.status();
+      break;
     }
-    std::erase_if(running, [&](Sequence* s) { return s->done || !status.ok(); });
+    const int64_t vocab = logits->dim(1);
+    for (size_t i = 0; i < batch.seqs.size(); ++i) {
+      Sequence& s = *batch.seqs[i];
+      s.cached = s.tokens.size();
+      std::span<const float> row(logits->data<float>() + static_cast<int64_t>(i) * vocab, static_cast<size_t>(vocab));
+      AcceptToken(s, s.sampler->Sample(row, s.tokens));
+      if (s.done) blocks_.Release(s.blocks);
+    }
+    std::erase_if(batch.seqs, [](Sequence* s) { return s->done; });
+    while (admit_one(batch)) {
+    }
+    if (!batch.seqs.empty()) {
+      status = runner_.Submit(PlanStep(batch));
+      in_flight.push_back(id);
+    }
   }
   on_token_ = nullptr;
+  for (Sequence& s : seqs) blocks_.Release(s.blocks);
   BATON_RETURN_IF_ERROR(status);
   std::vector<GenerationResult> results;
   for (Sequence& s : seqs) results.push_back(std::move(s.result));

@@ -1,21 +1,26 @@
-// Generator: runs generation requests to completion on a one-stage model,
-// as one ragged batch: all prompts prefill together, then every running
-// sequence decodes one token per step until it finishes. Requests that do
-// not fit the KV cache wait for others to finish.
+// Generator: runs generation requests to completion over a ModelRunner.
+//
+// Running sequences are split into micro-batches; each micro-batch is one
+// ragged forward step (prefill and decode tokens mixed, no padding). Up to
+// `micro_batches` steps are in flight at once, so on a pipeline stage j works
+// on micro-batch k while stage j-1 works on k+1. When a micro-batch's logits
+// come back its sequences sample one token each, finished ones leave and
+// waiting requests join it (iteration-level batching), and it goes round
+// again. A request joins only when its whole prompt + max_new_tokens fits the
+// KV cache, so nobody is preempted.
 //
 // Validation happens here, before any work: a bad request is an
-// InvalidArgument/OutOfRange naming the field, and the batch is not run.
+// InvalidArgument naming the field, and nothing is run.
 // Thread-compatible: one thread drives a Generator.
 #pragma once
 
 #include <functional>
-#include <memory>
 #include <vector>
 
 #include "runtime/kv/kv_block_manager.h"
 #include "runtime/serving/generation_request.h"
+#include "runtime/serving/model_runner.h"
 #include "runtime/tokenizer/tokenizer.h"
-#include "stages/stage.h"
 
 namespace baton {
 
@@ -24,9 +29,9 @@ using TokenCallback = std::function<void(size_t request, int32_t token, const st
 
 class Generator {
  public:
-  // `stage` must hold the whole model; `tokenizer` may be null (then text
-  // stays empty and stop strings are rejected).
-  Generator(Stage& stage, const Tokenizer* tokenizer, KvBlockManager& blocks);
+  // `tokenizer` may be null (then text stays empty and stop strings are
+  // rejected). micro_batches <= 0 takes the runner's preferred_in_flight().
+  Generator(ModelRunner& runner, const Tokenizer* tokenizer, KvBlockManager& blocks, int micro_batches = 0);
 
   Status Validate(const GenerationRequest& request) const;
   StatusOr<std::vector<GenerationResult>> Generate(const std::vector<GenerationRequest>& requests,
@@ -34,11 +39,14 @@ class Generator {
 
  private:
   struct Sequence;
-  Status Step(std::vector<Sequence*>& running);
+  struct MicroBatch;
+  StepPlan PlanStep(const MicroBatch& batch) const;
+  void AcceptToken(Sequence& s, int32_t token);
 
-  Stage& stage_;
+  ModelRunner& runner_;
   const Tokenizer* tokenizer_;
   KvBlockManager& blocks_;
+  int micro_batches_;
   TokenCallback on_token_;  // set for the duration of Generate
 };
 

@@ -21,8 +21,7 @@ TEST(CommOptions, RejectsNonsenseNamingTheVariable) {
     StatusOr<milliseconds> parsed = ParseCommTimeout(bad);
     ASSERT_FALSE(parsed.ok()) << "'" << bad << "'";
     EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_NE(parsed.status().message().find("BATON_COMM_TIMEOUT_S='" + std::string(bad) + "'"),
-              std::string::npos)
+    EXPECT_NE(parsed.status().message().find("BATON_COMM_TIMEOUT_S='" + std::string(bad) + "'"), std::string::npos)
         << parsed.status().message();
   }
 }

@@ -1,13 +1,13 @@
 // The argument checks every Communicator shares, on a fake backend that
 // records what reached it: shows a second backend (NCCL) needs only the
 // Do* methods, and that bad calls never reach one.
-#include "runtime/comm/communicator.h"
-
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "runtime/comm/communicator.h"
 
 namespace baton {
 namespace {

@@ -50,8 +50,7 @@ class FinalizeMpi : public ::testing::Environment {
     TheMpi().env.reset();
   }
 };
-[[maybe_unused]] ::testing::Environment* const kFinalizeMpi =
-    ::testing::AddGlobalTestEnvironment(new FinalizeMpi);
+[[maybe_unused]] ::testing::Environment* const kFinalizeMpi = ::testing::AddGlobalTestEnvironment(new FinalizeMpi);
 
 std::unique_ptr<MpiCommunicator> CommWithTimeout(milliseconds timeout) {
   World();
@@ -151,8 +150,9 @@ TEST(MpiSingleton, MessageSizeMismatchIsAnError) {
   ASSERT_TRUE(send.ok());
   Status shorter = world.Recv(large.data(), large.size(), 0, 5);
   EXPECT_EQ(shorter.code(), StatusCode::kInternal);
-  EXPECT_EQ(shorter.message(), "recv from rank 0 (tag 5): expected 16 bytes, the message has 8 "
-                               "(sender and receiver disagree on its size)");
+  EXPECT_EQ(shorter.message(),
+            "recv from rank 0 (tag 5): expected 16 bytes, the message has 8 "
+            "(sender and receiver disagree on its size)");
   ASSERT_TRUE(world.Wait(*send).ok());
 
   send = world.ISend(large.data(), large.size(), 0, 5);

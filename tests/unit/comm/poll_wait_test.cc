@@ -20,16 +20,15 @@ std::string DescribeRecv() { return "recv from rank 2 (tag 7)"; }
 
 TEST(PollUntilDone, ReturnsOnceDone) {
   int polls = 0;
-  Status status = PollUntilDone([&]() -> StatusOr<bool> { return ++polls == 5; }, WithTimeout(milliseconds(1000)),
-                                DescribeRecv);
+  Status status =
+      PollUntilDone([&]() -> StatusOr<bool> { return ++polls == 5; }, WithTimeout(milliseconds(1000)), DescribeRecv);
   EXPECT_TRUE(status.ok()) << status.ToString();
   EXPECT_EQ(polls, 5);
 }
 
 TEST(PollUntilDone, TimesOutAsUnavailableWithTheOperation) {
   const Clock::time_point start = Clock::now();
-  Status status =
-      PollUntilDone([]() -> StatusOr<bool> { return false; }, WithTimeout(milliseconds(200)), DescribeRecv);
+  Status status = PollUntilDone([]() -> StatusOr<bool> { return false; }, WithTimeout(milliseconds(200)), DescribeRecv);
   const auto waited = Clock::now() - start;
   EXPECT_EQ(status.code(), StatusCode::kUnavailable);
   EXPECT_EQ(status.message(), "recv from rank 2 (tag 7) timed out after 0.2 s: peer dead or stuck?");

@@ -1,4 +1,4 @@
-#include "runtime/serving/model_session.h"
+#include "stages/model_session.h"
 
 #include <filesystem>
 #include <fstream>
@@ -59,6 +59,7 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
   stage_options.block_size = options.block_size;
   stage_options.show_progress = options.show_progress;
   BATON_ASSIGN_OR_RETURN(s->stage_, Stage::Load(options.model_dir, s->config_, stage_options, *s->backend_));
+  s->runner_ = std::make_unique<LocalRunner>(*s->stage_);
   s->blocks_ = std::make_unique<KvBlockManager>(num_blocks, options.block_size);
   return s;
 }

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/serving/model_session.h"
+#include "stages/model_session.h"
 #include "tests/test_data.h"
 
 namespace baton {
@@ -42,7 +42,7 @@ TEST(Generator, GreedyBatchMatchesReferenceAndSingleRuns) {
   auto session = OpenMini("llama-mini", size_t{64} << 20);
   const auto ref = testing::LoadTestJson("llama-mini/reference.json");
   auto requests = FixtureRequests("llama-mini", 0.0f);
-  Generator gen(session->stage(), session->tokenizer(), session->blocks());
+  Generator gen(session->runner(), session->tokenizer(), session->blocks());
   auto batch = gen.Generate(requests);
   ASSERT_TRUE(batch.ok()) << batch.status().ToString();
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -55,13 +55,13 @@ TEST(Generator, GreedyBatchMatchesReferenceAndSingleRuns) {
 TEST(Generator, SampledBatchEqualsEachRequestAloneEvenWhenTheCacheForcesWaves) {
   auto big = OpenMini("gpt2-mini", size_t{64} << 20);
   auto requests = FixtureRequests("gpt2-mini", 0.9f);
-  Generator together(big->stage(), big->tokenizer(), big->blocks());
+  Generator together(big->runner(), big->tokenizer(), big->blocks());
   auto all = together.Generate(requests);
   ASSERT_TRUE(all.ok()) << all.status().ToString();
   // Room for about one request at a time: 4 blocks of 16 tokens.
   const size_t per_block = 2 * 128 * 4 * 4 * 16;  // K+V, hidden 128, f32, 4 layers, 16 tokens
   auto small = OpenMini("gpt2-mini", 5 * per_block);
-  Generator waves(small->stage(), small->tokenizer(), small->blocks());
+  Generator waves(small->runner(), small->tokenizer(), small->blocks());
   auto streamed = std::vector<std::string>(requests.size());
   auto waved = waves.Generate(requests, [&](size_t i, int32_t, const std::string& d) { streamed[i] += d; });
   ASSERT_TRUE(waved.ok()) << waved.status().ToString();
@@ -77,7 +77,7 @@ TEST(Generator, SampledBatchEqualsEachRequestAloneEvenWhenTheCacheForcesWaves) {
 
 TEST(Generator, RejectsBadRequestsBeforeRunningAnything) {
   auto session = OpenMini("gpt2-mini", size_t{8} << 20);
-  Generator gen(session->stage(), session->tokenizer(), session->blocks());
+  Generator gen(session->runner(), session->tokenizer(), session->blocks());
   GenerationRequest good;
   good.prompt_ids = {1, 2, 3};
   auto expect_bad = [&](GenerationRequest r, const std::string& needle) {

@@ -11,6 +11,7 @@
 #include "runtime/model/model_config.h"
 #include "runtime/sampling/sampling_params.h"
 #include "runtime/tokenizer/tokenizer.h"
+#include "stages/local_runner.h"
 #include "stages/stage.h"
 
 namespace baton {
@@ -34,6 +35,7 @@ class ModelSession {
   // them: greedy unless it says do_sample.
   const SamplingParams& default_sampling() const { return default_sampling_; }
   Stage& stage() { return *stage_; }
+  ModelRunner& runner() { return *runner_; }
   KvBlockManager& blocks() { return *blocks_; }
 
  private:
@@ -44,6 +46,7 @@ class ModelSession {
   SamplingParams default_sampling_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Stage> stage_;
+  std::unique_ptr<LocalRunner> runner_;
   std::unique_ptr<KvBlockManager> blocks_;
 };
 

@@ -1,0 +1,27 @@
+// LocalRunner: a ModelRunner over one Stage holding the whole model, in this
+// process. Submit runs the step at once; Collect hands the results back in
+// order.
+#pragma once
+
+#include <deque>
+
+#include "runtime/serving/model_runner.h"
+#include "stages/stage.h"
+
+namespace baton {
+
+class LocalRunner final : public ModelRunner {
+ public:
+  explicit LocalRunner(Stage& stage) : stage_(stage) {}
+
+  const ModelConfig& config() const override { return stage_.config(); }
+  int preferred_in_flight() const override { return 1; }
+  Status Submit(const StepPlan& plan) override;
+  StatusOr<Tensor> Collect() override;
+
+ private:
+  Stage& stage_;
+  std::deque<StatusOr<Tensor>> done_;
+};
+
+}  // namespace baton
