@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/backend/cpu/cpu_backend.h"
+#include "stages/local_runner.h"
+#include "stages/pipeline_runner.h"
+#include "stages/stage_partition.h"
 
 namespace baton {
 namespace {
@@ -54,14 +57,37 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
     return Status::InvalidArgument("KV cache of " + std::to_string(options.kv_cache_bytes) +
                                    " bytes holds no block (one block needs " + std::to_string(per_block) + ")");
   }
+  // Every stage sizes its cache to the same number of blocks (the block ids
+  // are shared); kv_cache_bytes is the capacity of the whole model's cache.
+  const int num_stages = options.pipeline ? options.pipeline->size() : 1;
+  const int stage_index = options.pipeline ? options.pipeline->rank() : 0;
+  BATON_ASSIGN_OR_RETURN(auto ranges, PartitionLayers(s->config_, num_stages, options.layers_per_stage));
   StageOptions stage_options;
+  stage_options.range = ranges[stage_index];
   stage_options.num_kv_blocks = num_blocks;
   stage_options.block_size = options.block_size;
-  stage_options.show_progress = options.show_progress;
+  stage_options.show_progress = options.show_progress && stage_index == 0;
   BATON_ASSIGN_OR_RETURN(s->stage_, Stage::Load(options.model_dir, s->config_, stage_options, *s->backend_));
-  s->runner_ = std::make_unique<LocalRunner>(*s->stage_);
+  if (num_stages == 1) {
+    s->runner_ = std::make_unique<LocalRunner>(*s->stage_);
+  } else if (stage_index == 0) {
+    s->runner_ = std::make_unique<PipelineRunner>(*s->stage_, *options.pipeline);
+  }
+  s->pipeline_ = options.pipeline;
   s->blocks_ = std::make_unique<KvBlockManager>(num_blocks, options.block_size);
   return s;
+}
+
+ModelSession::~ModelSession() { (void)Shutdown(); }
+
+Status ModelSession::RunWorker() {
+  if (is_coordinator()) return Status::FailedPrecondition("rank 0 coordinates; it does not run a worker loop");
+  return RunPipelineWorker(*stage_, *pipeline_);
+}
+
+Status ModelSession::Shutdown() {
+  auto* pipeline = dynamic_cast<PipelineRunner*>(runner_.get());
+  return pipeline ? pipeline->Shutdown() : Status::Ok();
 }
 
 }  // namespace baton

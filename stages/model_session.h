@@ -1,6 +1,12 @@
 // ModelSession: a model folder opened for generation on one rank: its
-// config, tokenizer, generation defaults, a backend, the whole model as one
-// Stage, and the KV block manager. What the CLI (and tests) start from.
+// config, tokenizer, generation defaults, a backend, this rank's Stage, the
+// ModelRunner that reaches the whole model, and the KV block manager. What
+// the CLI, benchmarks and tests start from.
+//
+// Without a pipeline communicator (or with one of size 1) the stage holds
+// the whole model. With P ranks each rank loads only its own stage (a
+// balanced contiguous layer range); rank 0 is the coordinator that drives
+// generation through a PipelineRunner, the others call RunWorker().
 #pragma once
 
 #include <memory>
@@ -11,7 +17,8 @@
 #include "runtime/model/model_config.h"
 #include "runtime/sampling/sampling_params.h"
 #include "runtime/tokenizer/tokenizer.h"
-#include "stages/local_runner.h"
+#include "runtime/comm/communicator.h"
+#include "runtime/serving/model_runner.h"
 #include "stages/stage.h"
 
 namespace baton {
@@ -22,6 +29,10 @@ struct SessionOptions {
   int block_size = KvBlockManager::kDefaultBlockSize;
   int threads = 0;  // CPU threads for BLAS/OpenMP; 0 = library default
   bool show_progress = false;
+  // Pipeline: the communicator of this rank's pipeline (stages in rank
+  // order), or null for a single stage. Not owned; must outlive the session.
+  Communicator* pipeline = nullptr;
+  std::vector<int> layers_per_stage;  // overrides the balanced split
 };
 
 class ModelSession {
@@ -35,8 +46,15 @@ class ModelSession {
   // them: greedy unless it says do_sample.
   const SamplingParams& default_sampling() const { return default_sampling_; }
   Stage& stage() { return *stage_; }
+  // Rank 0 only: generation goes through this.
   ModelRunner& runner() { return *runner_; }
   KvBlockManager& blocks() { return *blocks_; }
+  bool is_coordinator() const { return runner_ != nullptr; }
+  // Ranks other than 0: serve pipeline steps until the coordinator stops.
+  Status RunWorker();
+  // Rank 0: tell the workers to stop (also done on destruction).
+  Status Shutdown();
+  ~ModelSession();
 
  private:
   ModelSession() = default;
@@ -45,8 +63,9 @@ class ModelSession {
   std::unique_ptr<Tokenizer> tokenizer_;
   SamplingParams default_sampling_;
   std::unique_ptr<Backend> backend_;
+  Communicator* pipeline_ = nullptr;
   std::unique_ptr<Stage> stage_;
-  std::unique_ptr<LocalRunner> runner_;
+  std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<KvBlockManager> blocks_;
 };
 

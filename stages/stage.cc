@@ -17,7 +17,7 @@ LoadProgress MakeProgressLine(bool enabled) {
   auto last = std::make_shared<int>(-1);
   const bool tty = isatty(STDERR_FILENO);
   return [last, tty](size_t done, size_t total) {
-    if (total == 0) return;
+    if (total < (size_t{100} << 20)) return;  // small models load in a blink
     const int pct = static_cast<int>(100.0 * static_cast<double>(done) / static_cast<double>(total));
     if (pct < *last + 2 && done != total) return;
     *last = pct;

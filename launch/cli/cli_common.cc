@@ -1,7 +1,10 @@
 #include "launch/cli/cli_common.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+
+#include "runtime/comm/abort_job.h"
 
 namespace baton::cli {
 
@@ -9,17 +12,55 @@ void AddModelFlags(CLI::App& cmd, ModelFlags& flags) {
   cmd.add_option("--model", flags.model_dir, "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
       ->capture_default_str();
   cmd.add_option("--threads", flags.threads, "CPU threads (0: all cores)");
-  cmd.add_option("--kv-cache-mb", flags.kv_cache_mb, "KV cache capacity in MiB")->capture_default_str();
+  cmd.add_option("--kv-cache-mb", flags.kv_cache_mb, "KV cache capacity in MiB (all stages together)")
+      ->capture_default_str();
+  cmd.add_option("--stages", flags.stages, "Pipeline stages (must equal the number of MPI ranks)");
+  cmd.add_option("--layers-per-stage", flags.layers_per_stage, "Layers of each stage, e.g. 6,10 (default: balanced)");
 }
 
-StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags) {
+StatusOr<std::unique_ptr<RankContext>> RankContext::Join(int stages) {
+  auto ranks = std::make_unique<RankContext>();
+  if (LaunchedByMpiLauncher()) {
+    int argc = 0;
+    char** argv = nullptr;
+    BATON_ASSIGN_OR_RETURN(ranks->env_, MpiEnvironment::Init(&argc, &argv));
+    BATON_ASSIGN_OR_RETURN(CommOptions options, CommOptionsFromEnv("pipeline"));
+    // Workers wait for rank 0 through whole model loads and prefills; a dead
+    // rank is caught by the launcher (or AbortJob) long before this.
+    if (std::getenv(kCommTimeoutEnv) == nullptr) options.timeout = std::chrono::minutes(5);
+    BATON_ASSIGN_OR_RETURN(ranks->world_, ranks->env_->World(options));
+  }
+  if (stages > 0 && stages != ranks->size()) {
+    return Status::InvalidArgument("--stages " + std::to_string(stages) + " but the job has " +
+                                   std::to_string(ranks->size()) + " ranks (start one rank per stage: mpirun -np " +
+                                   std::to_string(stages) + ")");
+  }
+  return ranks;
+}
+
+Status RankContext::Fail(const Status& status) {
+  if (size() > 1) AbortJob(status);
+  return status;
+}
+
+StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags, RankContext& ranks) {
   if (!(flags.kv_cache_mb > 0)) return Status::InvalidArgument("--kv-cache-mb must be positive");
   SessionOptions options;
   options.model_dir = flags.model_dir;
   options.threads = flags.threads;
   options.kv_cache_bytes = static_cast<size_t>(flags.kv_cache_mb * (1 << 20));
   options.show_progress = true;
-  return ModelSession::Open(options);
+  options.pipeline = ranks.size() > 1 ? ranks.pipeline() : nullptr;
+  if (!flags.layers_per_stage.empty()) {
+    BATON_ASSIGN_OR_RETURN(options.layers_per_stage, ParseIdList(flags.layers_per_stage, "--layers-per-stage"));
+  }
+  BATON_ASSIGN_OR_RETURN(auto session, ModelSession::Open(options));
+  const StageRange& r = session->stage().range();
+  std::fprintf(stderr, "baton: stage %d/%d: layers [%d, %d)%s%s, weights %.1f MB, KV cache %.1f MB\n", ranks.rank(),
+               ranks.size(), r.first_layer, r.last_layer, session->stage().is_first() ? " + embedding" : "",
+               session->stage().is_last() ? " + head" : "", session->stage().weight_bytes() / 1e6,
+               session->stage().kv_cache_bytes() / 1e6);
+  return session;
 }
 
 StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text, const std::string& flag) {

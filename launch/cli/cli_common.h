@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/comm/mpi_communicator.h"
+#include "runtime/comm/mpi_environment.h"
 #include "stages/model_session.h"
 
 namespace baton::cli {
@@ -18,9 +20,33 @@ struct ModelFlags {
   std::string model_dir = BATON_BUNDLED_MODEL;
   int threads = 0;
   double kv_cache_mb = 512;
+  int stages = 0;                // 0: one stage per rank
+  std::string layers_per_stage;  // "6,10": overrides the balanced split
 };
 void AddModelFlags(CLI::App& cmd, ModelFlags& flags);
-StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags);
+
+// The ranks this process runs with: MPI when a launcher (mpirun, srun)
+// started it, one rank and no MPI otherwise.
+class RankContext {
+ public:
+  // `stages`, when positive, must equal the number of ranks.
+  static StatusOr<std::unique_ptr<RankContext>> Join(int stages);
+  Communicator* pipeline() { return world_.get(); }  // null for one rank
+  int rank() const { return world_ ? world_->rank() : 0; }
+  int size() const { return world_ ? world_->size() : 1; }
+  // A failure on one rank of several ends the whole job (every rank exits
+  // non-zero, none waits for a peer that is gone); on one rank it is
+  // simply returned.
+  Status Fail(const Status& status);
+
+ private:
+  std::unique_ptr<MpiEnvironment> env_;
+  std::unique_ptr<MpiCommunicator> world_;
+};
+
+// Opens the model for this rank (its stage of the pipeline) and prints the
+// stage's layers and resident bytes on stderr.
+StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags, RankContext& ranks);
 
 // "1,2,3" -> {1, 2, 3}; `flag` names the option in errors.
 StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text, const std::string& flag);

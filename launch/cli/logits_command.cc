@@ -23,7 +23,14 @@ Status RunLogits(const LogitsFlags& f) {
     return Status::InvalidArgument("give exactly one of --prompt TEXT and --prompt-ids 1,2,3 (and not empty)");
   }
   if (f.top_k <= 0) return Status::InvalidArgument("--top-k must be positive (got " + std::to_string(f.top_k) + ")");
-  BATON_ASSIGN_OR_RETURN(auto session, OpenSession(f.model));
+  BATON_ASSIGN_OR_RETURN(auto ranks, RankContext::Join(f.model.stages));
+  auto opened = OpenSession(f.model, *ranks);
+  if (!opened.ok()) return ranks->Fail(opened.status());
+  std::unique_ptr<ModelSession> session = std::move(opened).value();
+  if (!session->is_coordinator()) {
+    Status st = session->RunWorker();
+    return st.ok() ? st : ranks->Fail(st);
+  }
   std::vector<int32_t> ids;
   if (!f.prompt_ids.empty()) {
     BATON_ASSIGN_OR_RETURN(ids, ParseIdList(f.prompt_ids, "--prompt-ids"));
@@ -52,7 +59,8 @@ Status RunLogits(const LogitsFlags& f) {
   BATON_RETURN_IF_ERROR(session->blocks().Reserve(step.block_table, step.context_len));
   plan.seqs.push_back(step);
   plan.token_ids = ids;
-  BATON_ASSIGN_OR_RETURN(Tensor logits, session->stage().Forward(plan));
+  BATON_RETURN_IF_ERROR(session->runner().Submit(plan));
+  BATON_ASSIGN_OR_RETURN(Tensor logits, session->runner().Collect());
 
   const int k = std::min<int>(f.top_k, c.vocab_size);
   nlohmann::json top_ids = nlohmann::json::array(), top_logits = nlohmann::json::array();

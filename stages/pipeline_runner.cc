@@ -1,0 +1,102 @@
+#include "stages/pipeline_runner.h"
+
+#include "stages/step_plan_codec.h"
+
+namespace baton {
+
+Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config) {
+  BATON_RETURN_IF_ERROR(plan.Validate());
+  for (int32_t id : plan.token_ids) {
+    if (id < 0 || id >= config.vocab_size) {
+      return Status::OutOfRange("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                std::to_string(config.vocab_size) + ")");
+    }
+  }
+  for (const SequenceStep& s : plan.seqs) {
+    if (s.context_len > config.max_positions) {
+      return Status::OutOfRange("sequence of " + std::to_string(s.context_len) +
+                                " tokens exceeds the model's context of " + std::to_string(config.max_positions));
+    }
+  }
+  return Status::Ok();
+}
+
+PipelineRunner::PipelineRunner(Stage& first_stage, Communicator& pipeline)
+    : stage_(first_stage), pipeline_(pipeline) {}
+
+PipelineRunner::~PipelineRunner() {
+  if (!shut_down_) (void)Shutdown();
+}
+
+Status PipelineRunner::ReapSends(bool wait_all) {
+  while (!sends_.empty()) {
+    if (wait_all) {
+      BATON_RETURN_IF_ERROR(pipeline_.Wait(sends_.front().request));
+    } else {
+      BATON_ASSIGN_OR_RETURN(bool done, pipeline_.Test(sends_.front().request));
+      if (!done) break;
+    }
+    sends_.pop_front();
+  }
+  return Status::Ok();
+}
+
+Status PipelineRunner::Submit(const StepPlan& plan) {
+  BATON_RETURN_IF_ERROR(ValidateStepPlan(plan, stage_.config()));
+  BATON_RETURN_IF_ERROR(ReapSends(/*wait_all=*/false));
+  DeviceStepPlan device = UploadStepPlan(plan, stage_.backend());
+  Tensor hidden = stage_.Embed(device);
+  stage_.RunLayers(device, hidden);
+  BATON_RETURN_IF_ERROR(pipeline_.SendBytes(EncodeStepPlan(plan), 1, kPlanTag));
+  BATON_ASSIGN_OR_RETURN(Request request, pipeline_.ISend(hidden.raw(), hidden.nbytes(), 1, kHiddenTag));
+  sends_.push_back(PendingSend{std::move(request), hidden});
+  rows_in_flight_.push_back(device.logit_rows.numel());
+  return Status::Ok();
+}
+
+StatusOr<Tensor> PipelineRunner::Collect() {
+  if (rows_in_flight_.empty()) return Status::FailedPrecondition("Collect without a submitted step");
+  Tensor logits = Tensor::Empty({rows_in_flight_.front(), stage_.config().vocab_size}, DType::kF32);
+  rows_in_flight_.pop_front();
+  BATON_RETURN_IF_ERROR(pipeline_.Recv(logits, pipeline_.size() - 1, kLogitsTag));
+  BATON_RETURN_IF_ERROR(ReapSends(/*wait_all=*/false));
+  return logits;
+}
+
+Status PipelineRunner::Shutdown() {
+  if (shut_down_) return Status::Ok();
+  shut_down_ = true;
+  BATON_RETURN_IF_ERROR(ReapSends(/*wait_all=*/true));
+  return pipeline_.SendBytes(EncodeStepPlan(StepPlan{}), 1, kPlanTag);
+}
+
+Status RunPipelineWorker(Stage& stage, Communicator& pipeline) {
+  const int prev = pipeline.rank() - 1, next = pipeline.rank() + 1;
+  const bool last = next == pipeline.size();
+  const int64_t hidden_size = stage.config().hidden_size;
+  Request send;       // the previous micro-batch's send to the next rank
+  Tensor send_buffer;  // and its buffer, alive until that send completes
+  while (true) {
+    BATON_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, pipeline.RecvBytes(prev, kPlanTag));
+    BATON_ASSIGN_OR_RETURN(StepPlan plan, DecodeStepPlan(bytes));
+    if (plan.seqs.empty()) {  // stop: pass it on and leave
+      BATON_RETURN_IF_ERROR(pipeline.Wait(send));
+      return last ? Status::Ok() : pipeline.SendBytes(bytes, next, kPlanTag);
+    }
+    Tensor hidden = stage.backend().Allocate({plan.num_tokens(), hidden_size}, stage.backend().compute_dtype());
+    BATON_RETURN_IF_ERROR(pipeline.Recv(hidden, prev, kHiddenTag));
+    DeviceStepPlan device = UploadStepPlan(plan, stage.backend());
+    stage.RunLayers(device, hidden);
+    BATON_RETURN_IF_ERROR(pipeline.Wait(send));
+    if (last) {
+      send_buffer = stage.Logits(device, hidden);
+      BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(send_buffer.raw(), send_buffer.nbytes(), 0, kLogitsTag));
+    } else {
+      BATON_RETURN_IF_ERROR(pipeline.SendBytes(bytes, next, kPlanTag));
+      send_buffer = hidden;
+      BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(send_buffer.raw(), send_buffer.nbytes(), next, kHiddenTag));
+    }
+  }
+}
+
+}  // namespace baton

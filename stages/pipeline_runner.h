@@ -1,0 +1,62 @@
+// Pipeline execution across ranks, GPipe-style: micro-batches flow from
+// stage 0 to stage P-1 over the pipeline communicator, each with its
+// StepPlan; the last stage returns the logits of the plan's rows to rank 0.
+//
+// PipelineRunner is rank 0's side (stage 0 and the driver): Submit runs
+// stage 0 and sends the micro-batch on without waiting, so while stage j
+// works on micro-batch k stage 0 already works on k+1. RunPipelineWorker is
+// every other rank's loop. Messages between two ranks arrive in the order
+// they were sent, so steps come back in submission order.
+// Thread-compatible: one thread per rank drives these.
+#pragma once
+
+#include <deque>
+
+#include "runtime/comm/communicator.h"
+#include "runtime/serving/model_runner.h"
+#include "stages/stage.h"
+
+namespace baton {
+
+// Message tags on the pipeline communicator.
+inline constexpr int kPlanTag = 100;
+inline constexpr int kHiddenTag = 101;
+inline constexpr int kLogitsTag = 102;
+
+class PipelineRunner final : public ModelRunner {
+ public:
+  // `first_stage` is this rank's stage 0; `pipeline` has the stages in rank
+  // order, this rank being 0.
+  PipelineRunner(Stage& first_stage, Communicator& pipeline);
+  ~PipelineRunner() override;
+
+  const ModelConfig& config() const override { return stage_.config(); }
+  int preferred_in_flight() const override { return pipeline_.size(); }
+  Status Submit(const StepPlan& plan) override;
+  StatusOr<Tensor> Collect() override;
+  // Tells the workers to stop (they return from RunPipelineWorker). Called
+  // by the destructor if not before; later calls do nothing.
+  Status Shutdown();
+
+ private:
+  struct PendingSend {
+    Request request;
+    Tensor buffer;  // kept alive until the send completes
+  };
+  Status ReapSends(bool wait_all);
+
+  Stage& stage_;
+  Communicator& pipeline_;
+  std::deque<int64_t> rows_in_flight_;  // logit rows of each submitted step
+  std::deque<PendingSend> sends_;
+  bool shut_down_ = false;
+};
+
+// Serves steps on a stage other than the first until rank 0 says stop.
+Status RunPipelineWorker(Stage& stage, Communicator& pipeline);
+
+// Checks a plan against the model before any of it is sent down the pipe:
+// token ids inside the vocabulary, contexts inside the model's window.
+Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config);
+
+}  // namespace baton
