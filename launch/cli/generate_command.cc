@@ -147,7 +147,7 @@ std::string Dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohma
 Status GenerateOnCoordinator(const GenerateFlags& f, ModelSession& session) {
   BATON_ASSIGN_OR_RETURN(auto requests, BuildRequests(f, session));
   Generator generator(session.runner(), session.tokenizer(), session.blocks(), f.micro_batches);
-  const bool stream = requests.size() == 1 && !f.json;
+  const bool stream = f.prompts_file.empty() && !f.json;
   TokenCallback on_token = nullptr;
   if (stream) {
     on_token = [](size_t, int32_t, const std::string& delta) {
