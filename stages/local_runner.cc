@@ -3,6 +3,7 @@
 namespace baton {
 
 Status LocalRunner::Submit(const StepPlan& plan) {
+  PipelineTrace::Scope span(trace_, "compute", plan.micro_batch);
   done_.push_back(stage_.Forward(plan));
   return Status::Ok();
 }

@@ -6,13 +6,14 @@
 #include <deque>
 
 #include "runtime/serving/model_runner.h"
+#include "stages/pipeline_trace.h"
 #include "stages/stage.h"
 
 namespace baton {
 
 class LocalRunner final : public ModelRunner {
  public:
-  explicit LocalRunner(Stage& stage) : stage_(stage) {}
+  explicit LocalRunner(Stage& stage, PipelineTrace* trace = nullptr) : stage_(stage), trace_(trace) {}
 
   const ModelConfig& config() const override { return stage_.config(); }
   int preferred_in_flight() const override { return 1; }
@@ -21,6 +22,7 @@ class LocalRunner final : public ModelRunner {
 
  private:
   Stage& stage_;
+  PipelineTrace* trace_;
   std::deque<StatusOr<Tensor>> done_;
 };
 

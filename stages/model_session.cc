@@ -68,10 +68,11 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
   stage_options.block_size = options.block_size;
   stage_options.show_progress = options.show_progress && stage_index == 0;
   BATON_ASSIGN_OR_RETURN(s->stage_, Stage::Load(options.model_dir, s->config_, stage_options, *s->backend_));
+  if (options.trace) s->trace_ = std::make_unique<PipelineTrace>();
   if (num_stages == 1) {
-    s->runner_ = std::make_unique<LocalRunner>(*s->stage_);
+    s->runner_ = std::make_unique<LocalRunner>(*s->stage_, s->trace_.get());
   } else if (stage_index == 0) {
-    s->runner_ = std::make_unique<PipelineRunner>(*s->stage_, *options.pipeline);
+    s->runner_ = std::make_unique<PipelineRunner>(*s->stage_, *options.pipeline, s->trace_.get());
   }
   s->pipeline_ = options.pipeline;
   s->blocks_ = std::make_unique<KvBlockManager>(num_blocks, options.block_size);
@@ -82,7 +83,13 @@ ModelSession::~ModelSession() { (void)Shutdown(); }
 
 Status ModelSession::RunWorker() {
   if (is_coordinator()) return Status::FailedPrecondition("rank 0 coordinates; it does not run a worker loop");
-  return RunPipelineWorker(*stage_, *pipeline_);
+  return RunPipelineWorker(*stage_, *pipeline_, trace_.get());
+}
+
+StatusOr<PipelineUtilization> ModelSession::WriteTrace(const std::string& path, int micro_batches) {
+  if (!trace_) return Status::FailedPrecondition("the session was opened without trace = true");
+  BATON_RETURN_IF_ERROR(Shutdown());
+  return GatherTrace(*trace_, pipeline_, micro_batches, path);
 }
 
 Status ModelSession::Shutdown() {

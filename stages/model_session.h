@@ -19,6 +19,7 @@
 #include "runtime/tokenizer/tokenizer.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/serving/model_runner.h"
+#include "stages/pipeline_trace.h"
 #include "stages/stage.h"
 
 namespace baton {
@@ -33,6 +34,7 @@ struct SessionOptions {
   // order), or null for a single stage. Not owned; must outlive the session.
   Communicator* pipeline = nullptr;
   std::vector<int> layers_per_stage;  // overrides the balanced split
+  bool trace = false;                 // record a pipeline trace (see WriteTrace)
 };
 
 class ModelSession {
@@ -54,6 +56,10 @@ class ModelSession {
   Status RunWorker();
   // Rank 0: tell the workers to stop (also done on destruction).
   Status Shutdown();
+  // With options.trace: every rank calls this once its work is done (rank 0
+  // after generating, which also stops the workers); rank 0 writes the
+  // merged trace to `path` and gets the utilization summary.
+  StatusOr<PipelineUtilization> WriteTrace(const std::string& path, int micro_batches);
   ~ModelSession();
 
  private:
@@ -64,6 +70,7 @@ class ModelSession {
   SamplingParams default_sampling_;
   std::unique_ptr<Backend> backend_;
   Communicator* pipeline_ = nullptr;
+  std::unique_ptr<PipelineTrace> trace_;
   std::unique_ptr<Stage> stage_;
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<KvBlockManager> blocks_;

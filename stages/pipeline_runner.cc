@@ -21,8 +21,8 @@ Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config) {
   return Status::Ok();
 }
 
-PipelineRunner::PipelineRunner(Stage& first_stage, Communicator& pipeline)
-    : stage_(first_stage), pipeline_(pipeline) {}
+PipelineRunner::PipelineRunner(Stage& first_stage, Communicator& pipeline, PipelineTrace* trace)
+    : stage_(first_stage), pipeline_(pipeline), trace_(trace) {}
 
 PipelineRunner::~PipelineRunner() {
   if (!shut_down_) (void)Shutdown();
@@ -45,20 +45,29 @@ Status PipelineRunner::Submit(const StepPlan& plan) {
   BATON_RETURN_IF_ERROR(ValidateStepPlan(plan, stage_.config()));
   BATON_RETURN_IF_ERROR(ReapSends(/*wait_all=*/false));
   DeviceStepPlan device = UploadStepPlan(plan, stage_.backend());
-  Tensor hidden = stage_.Embed(device);
-  stage_.RunLayers(device, hidden);
+  Tensor hidden;
+  {
+    PipelineTrace::Scope span(trace_, "compute", plan.micro_batch);
+    hidden = stage_.Embed(device);
+    stage_.RunLayers(device, hidden);
+  }
+  PipelineTrace::Scope span(trace_, "send", plan.micro_batch);
   BATON_RETURN_IF_ERROR(pipeline_.SendBytes(EncodeStepPlan(plan), 1, kPlanTag));
   BATON_ASSIGN_OR_RETURN(Request request, pipeline_.ISend(hidden.raw(), hidden.nbytes(), 1, kHiddenTag));
   sends_.push_back(PendingSend{std::move(request), hidden});
-  rows_in_flight_.push_back(device.logit_rows.numel());
+  in_flight_.emplace_back(device.logit_rows.numel(), plan.micro_batch);
   return Status::Ok();
 }
 
 StatusOr<Tensor> PipelineRunner::Collect() {
-  if (rows_in_flight_.empty()) return Status::FailedPrecondition("Collect without a submitted step");
-  Tensor logits = Tensor::Empty({rows_in_flight_.front(), stage_.config().vocab_size}, DType::kF32);
-  rows_in_flight_.pop_front();
-  BATON_RETURN_IF_ERROR(pipeline_.Recv(logits, pipeline_.size() - 1, kLogitsTag));
+  if (in_flight_.empty()) return Status::FailedPrecondition("Collect without a submitted step");
+  const auto [rows, micro_batch] = in_flight_.front();
+  in_flight_.pop_front();
+  Tensor logits = Tensor::Empty({rows, stage_.config().vocab_size}, DType::kF32);
+  {
+    PipelineTrace::Scope span(trace_, "wait", micro_batch);
+    BATON_RETURN_IF_ERROR(pipeline_.Recv(logits, pipeline_.size() - 1, kLogitsTag));
+  }
   BATON_RETURN_IF_ERROR(ReapSends(/*wait_all=*/false));
   return logits;
 }
@@ -70,13 +79,14 @@ Status PipelineRunner::Shutdown() {
   return pipeline_.SendBytes(EncodeStepPlan(StepPlan{}), 1, kPlanTag);
 }
 
-Status RunPipelineWorker(Stage& stage, Communicator& pipeline) {
+Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* trace) {
   const int prev = pipeline.rank() - 1, next = pipeline.rank() + 1;
   const bool last = next == pipeline.size();
   const int64_t hidden_size = stage.config().hidden_size;
   Request send;       // the previous micro-batch's send to the next rank
   Tensor send_buffer;  // and its buffer, alive until that send completes
   while (true) {
+    const auto recv_start = PipelineTrace::Clock::now();
     BATON_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, pipeline.RecvBytes(prev, kPlanTag));
     BATON_ASSIGN_OR_RETURN(StepPlan plan, DecodeStepPlan(bytes));
     if (plan.seqs.empty()) {  // stop: pass it on and leave
@@ -85,11 +95,18 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline) {
     }
     Tensor hidden = stage.backend().Allocate({plan.num_tokens(), hidden_size}, stage.backend().compute_dtype());
     BATON_RETURN_IF_ERROR(pipeline.Recv(hidden, prev, kHiddenTag));
+    if (trace) trace->Add("recv", plan.micro_batch, recv_start);
     DeviceStepPlan device = UploadStepPlan(plan, stage.backend());
-    stage.RunLayers(device, hidden);
+    Tensor logits;
+    {
+      PipelineTrace::Scope span(trace, "compute", plan.micro_batch);
+      stage.RunLayers(device, hidden);
+      if (last) logits = stage.Logits(device, hidden);
+    }
+    PipelineTrace::Scope span(trace, "send", plan.micro_batch);
     BATON_RETURN_IF_ERROR(pipeline.Wait(send));
     if (last) {
-      send_buffer = stage.Logits(device, hidden);
+      send_buffer = logits;
       BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(send_buffer.raw(), send_buffer.nbytes(), 0, kLogitsTag));
     } else {
       BATON_RETURN_IF_ERROR(pipeline.SendBytes(bytes, next, kPlanTag));

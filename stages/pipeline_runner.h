@@ -14,6 +14,7 @@
 
 #include "runtime/comm/communicator.h"
 #include "runtime/serving/model_runner.h"
+#include "stages/pipeline_trace.h"
 #include "stages/stage.h"
 
 namespace baton {
@@ -27,7 +28,8 @@ class PipelineRunner final : public ModelRunner {
  public:
   // `first_stage` is this rank's stage 0; `pipeline` has the stages in rank
   // order, this rank being 0.
-  PipelineRunner(Stage& first_stage, Communicator& pipeline);
+  // `trace`, when not null, records this rank's spans.
+  PipelineRunner(Stage& first_stage, Communicator& pipeline, PipelineTrace* trace = nullptr);
   ~PipelineRunner() override;
 
   const ModelConfig& config() const override { return stage_.config(); }
@@ -47,13 +49,14 @@ class PipelineRunner final : public ModelRunner {
 
   Stage& stage_;
   Communicator& pipeline_;
-  std::deque<int64_t> rows_in_flight_;  // logit rows of each submitted step
+  PipelineTrace* trace_;
+  std::deque<std::pair<int64_t, int32_t>> in_flight_;  // (logit rows, micro-batch) of each step  // logit rows of each submitted step
   std::deque<PendingSend> sends_;
   bool shut_down_ = false;
 };
 
 // Serves steps on a stage other than the first until rank 0 says stop.
-Status RunPipelineWorker(Stage& stage, Communicator& pipeline);
+Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* trace = nullptr);
 
 // Checks a plan against the model before any of it is sent down the pipe:
 // token ids inside the vocabulary, contexts inside the model's window.

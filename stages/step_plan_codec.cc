@@ -74,6 +74,7 @@ std::vector<uint8_t> EncodeStepPlan(const StepPlan& plan) {
   Writer w;
   w.Put(kMagic);
   w.Put(plan.block_size);
+  w.Put(plan.micro_batch);
   w.Put(static_cast<int32_t>(plan.seqs.size()));
   for (const SequenceStep& s : plan.seqs) {
     w.Put64(s.seq_id);
@@ -91,6 +92,7 @@ StatusOr<StepPlan> DecodeStepPlan(const std::vector<uint8_t>& bytes) {
   if (r.Get() != kMagic) return Status::DataLoss("step plan message does not start with the plan marker");
   StepPlan plan;
   plan.block_size = r.Get();
+  plan.micro_batch = r.Get();
   const int32_t num_seqs = r.Get();
   if (num_seqs < 0 || static_cast<size_t>(num_seqs) > bytes.size()) {
     return Status::DataLoss("step plan message claims " + std::to_string(num_seqs) + " sequences");

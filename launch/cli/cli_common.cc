@@ -51,6 +51,7 @@ StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags, Ran
   options.kv_cache_bytes = static_cast<size_t>(flags.kv_cache_mb * (1 << 20));
   options.show_progress = true;
   options.pipeline = ranks.size() > 1 ? ranks.pipeline() : nullptr;
+  options.trace = !flags.trace_path.empty();
   if (!flags.layers_per_stage.empty()) {
     BATON_ASSIGN_OR_RETURN(options.layers_per_stage, ParseIdList(flags.layers_per_stage, "--layers-per-stage"));
   }

@@ -22,6 +22,7 @@ struct ModelFlags {
   double kv_cache_mb = 512;
   int stages = 0;                // 0: one stage per rank
   std::string layers_per_stage;  // "6,10": overrides the balanced split
+  std::string trace_path;        // --trace (generate only)
 };
 void AddModelFlags(CLI::App& cmd, ModelFlags& flags);
 

@@ -169,6 +169,10 @@ Status GenerateOnCoordinator(const GenerateFlags& f, ModelSession& session) {
   if (stream) std::printf("\n");
   std::fprintf(stderr, "[%zu prompts, %zu new tokens in %.3f s: %.1f tokens/s]\n", requests.size(), generated,
                seconds, generated / seconds);
+  if (!f.model.trace_path.empty()) {
+    BATON_ASSIGN_OR_RETURN(PipelineUtilization u, session.WriteTrace(f.model.trace_path, generator.micro_batches()));
+    std::fprintf(stderr, "trace: %s written; %s\n", f.model.trace_path.c_str(), u.ToJson().dump().c_str());
+  }
   return Status::Ok();
 }
 
@@ -178,6 +182,7 @@ Status RunGenerate(const GenerateFlags& f) {
   if (!session.ok()) return ranks->Fail(session.status());
   if (!(*session)->is_coordinator()) {
     Status st = (*session)->RunWorker();
+    if (st.ok() && !f.model.trace_path.empty()) st = (*session)->WriteTrace(f.model.trace_path, 0).status();
     return st.ok() ? st : ranks->Fail(st);
   }
   return GenerateOnCoordinator(f, **session);
@@ -205,6 +210,8 @@ void RegisterGenerateCommand(CLI::App& app, CommandRun& run) {
   cmd->add_option("--stop", flags->stop, "Stop string (repeatable); not included in the output");
   cmd->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating past the EOS token");
   cmd->add_option("--micro-batches", flags->micro_batches, "Micro-batches in flight (default: one per stage)");
+  cmd->add_option("--trace", flags->model.trace_path,
+                  "Write a Chrome/Perfetto trace of every stage's compute/send/recv/wait spans");
   cmd->add_flag("--json", flags->json, "Print one JSON object: prompt_ids, output_ids, text, finish_reason");
   cmd->callback([flags, &run] { run = [flags] { return RunGenerate(*flags); }; });
 }

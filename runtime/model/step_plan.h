@@ -26,6 +26,7 @@ struct SequenceStep {
 
 struct StepPlan {
   int block_size = KvBlockManager::kDefaultBlockSize;
+  int32_t micro_batch = 0;  // which micro-batch this step belongs to (for traces)
   std::vector<SequenceStep> seqs;
   std::vector<int32_t> token_ids;  // [N]: the new tokens, sequence after sequence
 

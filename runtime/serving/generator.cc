@@ -76,9 +76,10 @@ Status Generator::Validate(const GenerationRequest& r) const {
 }
 
 // The uncached tokens of every sequence in the micro-batch, as one step.
-StepPlan Generator::PlanStep(const MicroBatch& batch) const {
+StepPlan Generator::PlanStep(const MicroBatch& batch, int32_t index) const {
   StepPlan plan;
   plan.block_size = blocks_.block_size();
+  plan.micro_batch = index;
   for (const Sequence* s : batch.seqs) {
     SequenceStep step;
     step.seq_id = static_cast<int64_t>(s->index);
@@ -159,7 +160,7 @@ StatusOr<std::vector<GenerationResult>> Generator::Generate(const std::vector<Ge
       }
       for (size_t i = 0; i < batches.size() && status.ok(); ++i) {
         if (batches[i].seqs.empty()) continue;
-        status = runner_.Submit(PlanStep(batches[i]));
+        status = runner_.Submit(PlanStep(batches[i], static_cast<int32_t>(i)));
         in_flight.push_back(i);
       }
       if (in_flight.empty()) break;
@@ -185,7 +186,7 @@ StatusOr<std::vector<GenerationResult>> Generator::Generate(const std::vector<Ge
     while (admit_one(batch)) {
     }
     if (!batch.seqs.empty()) {
-      status = runner_.Submit(PlanStep(batch));
+      status = runner_.Submit(PlanStep(batch, static_cast<int32_t>(id)));
       in_flight.push_back(id);
     }
   }

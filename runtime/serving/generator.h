@@ -34,13 +34,14 @@ class Generator {
   Generator(ModelRunner& runner, const Tokenizer* tokenizer, KvBlockManager& blocks, int micro_batches = 0);
 
   Status Validate(const GenerationRequest& request) const;
+  int micro_batches() const { return micro_batches_; }
   StatusOr<std::vector<GenerationResult>> Generate(const std::vector<GenerationRequest>& requests,
                                                    const TokenCallback& on_token = nullptr);
 
  private:
   struct Sequence;
   struct MicroBatch;
-  StepPlan PlanStep(const MicroBatch& batch) const;
+  StepPlan PlanStep(const MicroBatch& batch, int32_t index) const;
   void AcceptToken(Sequence& s, int32_t token);
 
   ModelRunner& runner_;
