@@ -2,17 +2,28 @@
 
 namespace baton {
 
+StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank& samplers) {
+  StepOutput out;
+  if (plan.return_logits) {
+    out.logits = std::move(logits);
+  } else {
+    BATON_ASSIGN_OR_RETURN(out.tokens, samplers.Sample(plan, logits));
+  }
+  return out;
+}
+
 Status LocalRunner::Submit(const StepPlan& plan) {
   PipelineTrace::Scope span(trace_, "compute", plan.micro_batch);
-  done_.push_back(stage_.Forward(plan));
+  StatusOr<Tensor> logits = stage_.Forward(plan);
+  done_.push_back(logits.ok() ? FinishStep(plan, std::move(logits).value(), samplers_) : logits.status());
   return Status::Ok();
 }
 
-StatusOr<Tensor> LocalRunner::Collect() {
+StatusOr<StepOutput> LocalRunner::Collect() {
   if (done_.empty()) return Status::FailedPrecondition("Collect without a submitted step");
-  StatusOr<Tensor> logits = std::move(done_.front());
+  StatusOr<StepOutput> out = std::move(done_.front());
   done_.pop_front();
-  return logits;
+  return out;
 }
 
 }  // namespace baton

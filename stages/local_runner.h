@@ -1,12 +1,13 @@
 // LocalRunner: a ModelRunner over one Stage holding the whole model, in this
-// process. Submit runs the step at once; Collect hands the results back in
-// order.
+// process. Submit runs the step (and samples) at once; Collect hands the
+// results back in order.
 #pragma once
 
 #include <deque>
 
 #include "runtime/serving/model_runner.h"
 #include "stages/pipeline_trace.h"
+#include "stages/sampler_bank.h"
 #include "stages/stage.h"
 
 namespace baton {
@@ -18,12 +19,17 @@ class LocalRunner final : public ModelRunner {
   const ModelConfig& config() const override { return stage_.config(); }
   int preferred_in_flight() const override { return 1; }
   Status Submit(const StepPlan& plan) override;
-  StatusOr<Tensor> Collect() override;
+  StatusOr<StepOutput> Collect() override;
 
  private:
   Stage& stage_;
   PipelineTrace* trace_;
-  std::deque<StatusOr<Tensor>> done_;
+  SamplerBank samplers_;
+  std::deque<StatusOr<StepOutput>> done_;
 };
+
+// What the last stage returns for a plan: the logits, or one sampled token
+// per sequence (shared by LocalRunner and the last pipeline stage).
+StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank& samplers);
 
 }  // namespace baton

@@ -1,5 +1,6 @@
 #include "stages/pipeline_runner.h"
 
+#include "stages/local_runner.h"
 #include "stages/step_plan_codec.h"
 
 namespace baton {
@@ -55,21 +56,29 @@ Status PipelineRunner::Submit(const StepPlan& plan) {
   BATON_RETURN_IF_ERROR(pipeline_.SendBytes(EncodeStepPlan(plan), 1, kPlanTag));
   BATON_ASSIGN_OR_RETURN(Request request, pipeline_.ISend(hidden.raw(), hidden.nbytes(), 1, kHiddenTag));
   sends_.push_back(PendingSend{std::move(request), hidden});
-  in_flight_.emplace_back(device.logit_rows.numel(), plan.micro_batch);
+  in_flight_.push_back(InFlight{plan.return_logits ? device.logit_rows.numel() : static_cast<int64_t>(plan.seqs.size()),
+                                plan.return_logits, plan.micro_batch});
   return Status::Ok();
 }
 
-StatusOr<Tensor> PipelineRunner::Collect() {
+StatusOr<StepOutput> PipelineRunner::Collect() {
   if (in_flight_.empty()) return Status::FailedPrecondition("Collect without a submitted step");
-  const auto [rows, micro_batch] = in_flight_.front();
+  const InFlight step = in_flight_.front();
   in_flight_.pop_front();
-  Tensor logits = Tensor::Empty({rows, stage_.config().vocab_size}, DType::kF32);
+  StepOutput out;
   {
-    PipelineTrace::Scope span(trace_, "wait", micro_batch);
-    BATON_RETURN_IF_ERROR(pipeline_.Recv(logits, pipeline_.size() - 1, kLogitsTag));
+    PipelineTrace::Scope span(trace_, "wait", step.micro_batch);
+    const int last = pipeline_.size() - 1;
+    if (step.logits) {
+      out.logits = Tensor::Empty({step.rows, stage_.config().vocab_size}, DType::kF32);
+      BATON_RETURN_IF_ERROR(pipeline_.Recv(out.logits, last, kLogitsTag));
+    } else {
+      out.tokens.resize(static_cast<size_t>(step.rows));
+      BATON_RETURN_IF_ERROR(pipeline_.Recv(out.tokens.data(), out.tokens.size() * sizeof(int32_t), last, kLogitsTag));
+    }
   }
   BATON_RETURN_IF_ERROR(ReapSends(/*wait_all=*/false));
-  return logits;
+  return out;
 }
 
 Status PipelineRunner::Shutdown() {
@@ -85,6 +94,8 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
   const int64_t hidden_size = stage.config().hidden_size;
   Request send;       // the previous micro-batch's send to the next rank
   Tensor send_buffer;  // and its buffer, alive until that send completes
+  std::vector<int32_t> token_buffer;
+  SamplerBank samplers;  // the last stage samples
   while (true) {
     const auto recv_start = PipelineTrace::Clock::now();
     BATON_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, pipeline.RecvBytes(prev, kPlanTag));
@@ -97,17 +108,23 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
     BATON_RETURN_IF_ERROR(pipeline.Recv(hidden, prev, kHiddenTag));
     if (trace) trace->Add("recv", plan.micro_batch, recv_start);
     DeviceStepPlan device = UploadStepPlan(plan, stage.backend());
-    Tensor logits;
+    StepOutput out;
     {
       PipelineTrace::Scope span(trace, "compute", plan.micro_batch);
       stage.RunLayers(device, hidden);
-      if (last) logits = stage.Logits(device, hidden);
+      if (last) {
+        BATON_ASSIGN_OR_RETURN(out, FinishStep(plan, stage.Logits(device, hidden), samplers));
+      }
     }
     PipelineTrace::Scope span(trace, "send", plan.micro_batch);
     BATON_RETURN_IF_ERROR(pipeline.Wait(send));
-    if (last) {
-      send_buffer = logits;
+    if (last && plan.return_logits) {
+      send_buffer = out.logits;
       BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(send_buffer.raw(), send_buffer.nbytes(), 0, kLogitsTag));
+    } else if (last) {
+      token_buffer = std::move(out.tokens);
+      BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(token_buffer.data(), token_buffer.size() * sizeof(int32_t), 0,
+                                                  kLogitsTag));
     } else {
       BATON_RETURN_IF_ERROR(pipeline.SendBytes(bytes, next, kPlanTag));
       send_buffer = hidden;

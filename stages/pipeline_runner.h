@@ -15,6 +15,7 @@
 #include "runtime/comm/communicator.h"
 #include "runtime/serving/model_runner.h"
 #include "stages/pipeline_trace.h"
+#include "stages/sampler_bank.h"
 #include "stages/stage.h"
 
 namespace baton {
@@ -35,7 +36,7 @@ class PipelineRunner final : public ModelRunner {
   const ModelConfig& config() const override { return stage_.config(); }
   int preferred_in_flight() const override { return pipeline_.size(); }
   Status Submit(const StepPlan& plan) override;
-  StatusOr<Tensor> Collect() override;
+  StatusOr<StepOutput> Collect() override;
   // Tells the workers to stop (they return from RunPipelineWorker). Called
   // by the destructor if not before; later calls do nothing.
   Status Shutdown();
@@ -50,7 +51,12 @@ class PipelineRunner final : public ModelRunner {
   Stage& stage_;
   Communicator& pipeline_;
   PipelineTrace* trace_;
-  std::deque<std::pair<int64_t, int32_t>> in_flight_;  // (logit rows, micro-batch) of each step  // logit rows of each submitted step
+  struct InFlight {
+    int64_t rows;  // logit rows (return_logits) or sequences (sampled tokens)
+    bool logits;
+    int32_t micro_batch;
+  };
+  std::deque<InFlight> in_flight_;  // logit rows of each submitted step
   std::deque<PendingSend> sends_;
   bool shut_down_ = false;
 };

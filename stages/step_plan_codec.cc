@@ -16,6 +16,11 @@ class Writer {
     Put(static_cast<int32_t>(v & 0xffffffff));
     Put(static_cast<int32_t>(v >> 32));
   }
+  void PutFloat(float f) {
+    int32_t bits;
+    std::memcpy(&bits, &f, sizeof(bits));
+    Put(bits);
+  }
   void PutAll(const std::vector<int32_t>& v) {
     Put(static_cast<int32_t>(v.size()));
     words_.insert(words_.end(), v.begin(), v.end());
@@ -47,6 +52,12 @@ class Reader {
     const uint32_t lo = static_cast<uint32_t>(Get());
     const int64_t hi = Get();
     return static_cast<int64_t>((static_cast<uint64_t>(hi) << 32) | lo);
+  }
+  float GetFloat() {
+    const int32_t bits = Get();
+    float f;
+    std::memcpy(&f, &bits, sizeof(f));
+    return f;
   }
   std::vector<int32_t> GetAll() {
     const int32_t n = Get();
@@ -82,8 +93,18 @@ std::vector<uint8_t> EncodeStepPlan(const StepPlan& plan) {
     w.Put(s.context_len);
     w.Put(s.all_logits ? 1 : 0);
     w.PutAll(s.block_table);
+    w.Put(s.has_sampling ? 1 : 0);
+    if (s.has_sampling) {
+      const SamplingParams& p = s.sampling;
+      for (float f : {p.temperature, p.top_p, p.min_p, p.repetition_penalty}) w.PutFloat(f);
+      w.Put(p.top_k);
+      w.Put64(static_cast<int64_t>(p.seed));
+    }
   }
   w.PutAll(plan.token_ids);
+  w.Put(plan.return_logits ? 1 : 0);
+  w.Put(static_cast<int32_t>(plan.released_seqs.size()));
+  for (int64_t id : plan.released_seqs) w.Put64(id);
   return w.Bytes();
 }
 
@@ -104,9 +125,19 @@ StatusOr<StepPlan> DecodeStepPlan(const std::vector<uint8_t>& bytes) {
     s.context_len = r.Get();
     s.all_logits = r.Get() != 0;
     s.block_table = r.GetAll();
+    s.has_sampling = r.Get() != 0;
+    if (s.has_sampling) {
+      SamplingParams& p = s.sampling;
+      for (float* f : {&p.temperature, &p.top_p, &p.min_p, &p.repetition_penalty}) *f = r.GetFloat();
+      p.top_k = r.Get();
+      p.seed = static_cast<uint64_t>(r.Get64());
+    }
     plan.seqs.push_back(std::move(s));
   }
   plan.token_ids = r.GetAll();
+  plan.return_logits = r.Get() != 0;
+  const int32_t released = r.Get();
+  for (int32_t i = 0; i < released && !r.failed(); ++i) plan.released_seqs.push_back(r.Get64());
   if (!r.done()) return Status::DataLoss("step plan message of " + std::to_string(bytes.size()) + " bytes is malformed");
   return plan;
 }

@@ -59,8 +59,10 @@ Status RunLogits(const LogitsFlags& f) {
   BATON_RETURN_IF_ERROR(session->blocks().Reserve(step.block_table, step.context_len));
   plan.seqs.push_back(step);
   plan.token_ids = ids;
+  plan.return_logits = true;
   BATON_RETURN_IF_ERROR(session->runner().Submit(plan));
-  BATON_ASSIGN_OR_RETURN(Tensor logits, session->runner().Collect());
+  BATON_ASSIGN_OR_RETURN(StepOutput result, session->runner().Collect());
+  const Tensor& logits = result.logits;
 
   const int k = std::min<int>(f.top_k, c.vocab_size);
   nlohmann::json top_ids = nlohmann::json::array(), top_logits = nlohmann::json::array();

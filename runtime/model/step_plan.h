@@ -13,6 +13,7 @@
 
 #include "runtime/backend/backend.h"
 #include "runtime/kv/kv_block_manager.h"
+#include "runtime/sampling/sampling_params.h"
 
 namespace baton {
 
@@ -22,6 +23,10 @@ struct SequenceStep {
   int32_t context_len = 0;  // tokens in the cache after this step
   BlockTable block_table;   // must cover context_len tokens
   bool all_logits = false;  // logits for every new token (else the last only)
+  // Set on a sequence's first step: how the last stage samples it from now
+  // on (it keeps the sequence's sampler and token history until released).
+  bool has_sampling = false;
+  SamplingParams sampling;
 };
 
 struct StepPlan {
@@ -29,6 +34,10 @@ struct StepPlan {
   int32_t micro_batch = 0;  // which micro-batch this step belongs to (for traces)
   std::vector<SequenceStep> seqs;
   std::vector<int32_t> token_ids;  // [N]: the new tokens, sequence after sequence
+  // Return the logit rows instead of sampling (`baton logits`).
+  bool return_logits = false;
+  // Sequences that finished: the last stage drops their samplers.
+  std::vector<int64_t> released_seqs;
 
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
   // Rows of the flat batch whose logits are returned, in order.

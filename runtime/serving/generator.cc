@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <optional>
-#include <span>
 
-#include "runtime/sampling/sampler.h"
 #include "runtime/sampling/stop_matcher.h"
 
 namespace baton {
@@ -28,7 +26,8 @@ struct Generator::Sequence {
   std::vector<int32_t> tokens;  // prompt, then generated
   size_t cached = 0;            // tokens whose K/V are in the cache
   BlockTable blocks;
-  std::optional<Sampler> sampler;
+  int64_t id = 0;                // the sequence's id in step plans
+  bool sampling_sent = false;    // the last stage has its sampler
   std::optional<StreamDecoder> decoder;
   std::optional<StopMatcher> stop;
   GenerationResult result;
@@ -76,13 +75,18 @@ Status Generator::Validate(const GenerationRequest& r) const {
 }
 
 // The uncached tokens of every sequence in the micro-batch, as one step.
-StepPlan Generator::PlanStep(const MicroBatch& batch, int32_t index) const {
+StepPlan Generator::PlanStep(const MicroBatch& batch, int32_t index) {
   StepPlan plan;
   plan.block_size = blocks_.block_size();
   plan.micro_batch = index;
-  for (const Sequence* s : batch.seqs) {
+  plan.released_seqs = std::move(released_);
+  released_.clear();
+  for (Sequence* s : batch.seqs) {
     SequenceStep step;
-    step.seq_id = static_cast<int64_t>(s->index);
+    step.seq_id = s->id;
+    step.has_sampling = !s->sampling_sent;
+    step.sampling = s->request->sampling;
+    s->sampling_sent = true;
     step.context_len = static_cast<int32_t>(s->tokens.size());
     step.num_new_tokens = static_cast<int32_t>(s->tokens.size() - s->cached);
     step.block_table = s->blocks;
@@ -127,7 +131,7 @@ StatusOr<std::vector<GenerationResult>> Generator::Generate(const std::vector<Ge
     s.index = i;
     s.request = &requests[i];
     s.tokens = requests[i].prompt_ids;
-    s.sampler.emplace(requests[i].sampling);
+    s.id = next_seq_id_++;
     if (tokenizer_) {
       s.decoder.emplace(*tokenizer_);
       s.stop.emplace(requests[i].stop);
@@ -169,18 +173,23 @@ StatusOr<std::vector<GenerationResult>> Generator::Generate(const std::vector<Ge
     const size_t id = in_flight.front();
     in_flight.pop_front();
     MicroBatch& batch = batches[id];
-    auto logits = runner_.Collect();
-    if (!logits.ok()) {
-      status = logits.status();
+    auto out = runner_.Collect();
+    if (out.ok() && out->tokens.size() != batch.seqs.size()) {
+      out = Status::Internal("step returned " + std::to_string(out->tokens.size()) + " tokens for " +
+                             std::to_string(batch.seqs.size()) + " sequences");
+    }
+    if (!out.ok()) {
+      status = out.status();
       break;
     }
-    const int64_t vocab = logits->dim(1);
     for (size_t i = 0; i < batch.seqs.size(); ++i) {
       Sequence& s = *batch.seqs[i];
       s.cached = s.tokens.size();
-      std::span<const float> row(logits->data<float>() + static_cast<int64_t>(i) * vocab, static_cast<size_t>(vocab));
-      AcceptToken(s, s.sampler->Sample(row, s.tokens));
-      if (s.done) blocks_.Release(s.blocks);
+      AcceptToken(s, out->tokens[i]);
+      if (s.done) {
+        blocks_.Release(s.blocks);
+        released_.push_back(s.id);
+      }
     }
     std::erase_if(batch.seqs, [](Sequence* s) { return s->done; });
     while (admit_one(batch)) {

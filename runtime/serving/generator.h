@@ -41,7 +41,7 @@ class Generator {
  private:
   struct Sequence;
   struct MicroBatch;
-  StepPlan PlanStep(const MicroBatch& batch, int32_t index) const;
+  StepPlan PlanStep(const MicroBatch& batch, int32_t index);
   void AcceptToken(Sequence& s, int32_t token);
 
   ModelRunner& runner_;
@@ -49,6 +49,8 @@ class Generator {
   KvBlockManager& blocks_;
   int micro_batches_;
   TokenCallback on_token_;  // set for the duration of Generate
+  int64_t next_seq_id_ = 0;  // ids stay unique across Generate calls
+  std::vector<int64_t> released_;  // finished sequences the last stage still keeps a sampler for
 };
 
 }  // namespace baton

@@ -1,17 +1,27 @@
 // ModelRunner: how the generation loop reaches the model, whether it lives
 // in this process (one stage) or across a pipeline of ranks.
 //
-// Submit starts a forward step; Collect returns the logits of the oldest
+// Submit starts a forward step; Collect returns the result of the oldest
 // submitted step not yet collected (steps finish in submission order). A
 // pipeline keeps several steps in flight between the two calls, which is
-// what keeps every stage busy. Used by one thread.
+// what keeps every stage busy. The stage that computes logits also samples
+// (each sequence's sampler lives there), so a step's result is one token
+// per sequence, or the logits when the plan asks for them.
+// Used by one thread.
 #pragma once
+
+#include <vector>
 
 #include "runtime/core/tensor.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/step_plan.h"
 
 namespace baton {
+
+struct StepOutput {
+  std::vector<int32_t> tokens;  // one per sequence of the plan (unless return_logits)
+  Tensor logits;                // float32 host [logit rows, vocab] when plan.return_logits
+};
 
 class ModelRunner {
  public:
@@ -21,8 +31,7 @@ class ModelRunner {
   // (1 for a single stage, the number of stages for a pipeline).
   virtual int preferred_in_flight() const = 0;
   virtual Status Submit(const StepPlan& plan) = 0;
-  // float32 host logits [rows of the plan's LogitRows(), vocab].
-  virtual StatusOr<Tensor> Collect() = 0;
+  virtual StatusOr<StepOutput> Collect() = 0;
 };
 
 }  // namespace baton
