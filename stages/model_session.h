@@ -13,12 +13,12 @@
 #include <string>
 
 #include "runtime/backend/backend.h"
+#include "runtime/comm/communicator.h"
 #include "runtime/kv/kv_block_manager.h"
 #include "runtime/model/model_config.h"
 #include "runtime/sampling/sampling_params.h"
-#include "runtime/tokenizer/tokenizer.h"
-#include "runtime/comm/communicator.h"
 #include "runtime/serving/model_runner.h"
+#include "runtime/tokenizer/tokenizer.h"
 #include "stages/pipeline_trace.h"
 #include "stages/stage.h"
 

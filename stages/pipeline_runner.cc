@@ -5,23 +5,6 @@
 
 namespace baton {
 
-Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config) {
-  BATON_RETURN_IF_ERROR(plan.Validate());
-  for (int32_t id : plan.token_ids) {
-    if (id < 0 || id >= config.vocab_size) {
-      return Status::OutOfRange("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                                std::to_string(config.vocab_size) + ")");
-    }
-  }
-  for (const SequenceStep& s : plan.seqs) {
-    if (s.context_len > config.max_positions) {
-      return Status::OutOfRange("sequence of " + std::to_string(s.context_len) +
-                                " tokens exceeds the model's context of " + std::to_string(config.max_positions));
-    }
-  }
-  return Status::Ok();
-}
-
 PipelineRunner::PipelineRunner(Stage& first_stage, Communicator& pipeline, PipelineTrace* trace)
     : stage_(first_stage), pipeline_(pipeline), trace_(trace) {}
 
@@ -92,7 +75,7 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
   const int prev = pipeline.rank() - 1, next = pipeline.rank() + 1;
   const bool last = next == pipeline.size();
   const int64_t hidden_size = stage.config().hidden_size;
-  Request send;       // the previous micro-batch's send to the next rank
+  Request send;        // the previous micro-batch's send to the next rank
   Tensor send_buffer;  // and its buffer, alive until that send completes
   std::vector<int32_t> token_buffer;
   SamplerBank samplers;  // the last stage samples
@@ -123,8 +106,8 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
       BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(send_buffer.raw(), send_buffer.nbytes(), 0, kLogitsTag));
     } else if (last) {
       token_buffer = std::move(out.tokens);
-      BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(token_buffer.data(), token_buffer.size() * sizeof(int32_t), 0,
-                                                  kLogitsTag));
+      BATON_ASSIGN_OR_RETURN(send,
+                             pipeline.ISend(token_buffer.data(), token_buffer.size() * sizeof(int32_t), 0, kLogitsTag));
     } else {
       BATON_RETURN_IF_ERROR(pipeline.SendBytes(bytes, next, kPlanTag));
       send_buffer = hidden;

@@ -64,8 +64,4 @@ class PipelineRunner final : public ModelRunner {
 // Serves steps on a stage other than the first until rank 0 says stop.
 Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* trace = nullptr);
 
-// Checks a plan against the model before any of it is sent down the pipe:
-// token ids inside the vocabulary, contexts inside the model's window.
-Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config);
-
 }  // namespace baton

@@ -100,19 +100,7 @@ Tensor Stage::Logits(const DeviceStepPlan& plan, const Tensor& hidden) {
 
 StatusOr<Tensor> Stage::Forward(const StepPlan& plan) {
   if (!is_first() || !is_last()) return Status::FailedPrecondition("Stage::Forward needs the whole model in one stage");
-  BATON_RETURN_IF_ERROR(plan.Validate());
-  for (int32_t id : plan.token_ids) {
-    if (id < 0 || id >= config_.vocab_size) {
-      return Status::OutOfRange("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                                std::to_string(config_.vocab_size) + ")");
-    }
-  }
-  for (const SequenceStep& s : plan.seqs) {
-    if (s.context_len > config_.max_positions) {
-      return Status::OutOfRange("sequence of " + std::to_string(s.context_len) +
-                                " tokens exceeds the model's context of " + std::to_string(config_.max_positions));
-    }
-  }
+  BATON_RETURN_IF_ERROR(ValidateStepPlan(plan, config_));
   DeviceStepPlan device = UploadStepPlan(plan, backend_);
   Tensor hidden = Embed(device);
   RunLayers(device, hidden);

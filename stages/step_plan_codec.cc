@@ -65,7 +65,8 @@ class Reader {
       ok_ = false;
       return {};
     }
-    std::vector<int32_t> v(words_.begin() + static_cast<int64_t>(pos_), words_.begin() + static_cast<int64_t>(pos_ + n));
+    std::vector<int32_t> v(words_.begin() + static_cast<int64_t>(pos_),
+                           words_.begin() + static_cast<int64_t>(pos_ + n));
     pos_ += static_cast<size_t>(n);
     return v;
   }
@@ -138,7 +139,8 @@ StatusOr<StepPlan> DecodeStepPlan(const std::vector<uint8_t>& bytes) {
   plan.return_logits = r.Get() != 0;
   const int32_t released = r.Get();
   for (int32_t i = 0; i < released && !r.failed(); ++i) plan.released_seqs.push_back(r.Get64());
-  if (!r.done()) return Status::DataLoss("step plan message of " + std::to_string(bytes.size()) + " bytes is malformed");
+  if (!r.done())
+    return Status::DataLoss("step plan message of " + std::to_string(bytes.size()) + " bytes is malformed");
   return plan;
 }
 

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "launch/cli/cli_common.h"
@@ -56,7 +55,7 @@ StatusOr<std::vector<int32_t>> Tokenize(ModelSession& session, const std::string
 // One line of --prompts-file: plain text, or a JSON object with "prompt" or
 // "prompt_ids" and any of the generation flags' fields (snake_case).
 StatusOr<GenerationRequest> ParsePromptLine(ModelSession& session, const std::string& line, GenerationRequest r,
-                                           const std::string& where) {
+                                            const std::string& where) {
   if (line.empty() || line[0] != '{') {
     BATON_ASSIGN_OR_RETURN(r.prompt_ids, Tokenize(session, line, where));
     return r;
@@ -167,8 +166,8 @@ Status GenerateOnCoordinator(const GenerateFlags& f, ModelSession& session) {
     std::printf("%s\n", Dump(out).c_str());
   }
   if (stream) std::printf("\n");
-  std::fprintf(stderr, "[%zu prompts, %zu new tokens in %.3f s: %.1f tokens/s]\n", requests.size(), generated,
-               seconds, generated / seconds);
+  std::fprintf(stderr, "[%zu prompts, %zu new tokens in %.3f s: %.1f tokens/s]\n", requests.size(), generated, seconds,
+               generated / seconds);
   if (!f.model.trace_path.empty()) {
     BATON_ASSIGN_OR_RETURN(PipelineUtilization u, session.WriteTrace(f.model.trace_path, generator.micro_batches()));
     std::fprintf(stderr, "trace: %s written; %s\n", f.model.trace_path.c_str(), u.ToJson().dump().c_str());
@@ -199,8 +198,8 @@ void RegisterGenerateCommand(CLI::App& app, CommandRun& run) {
   cmd->add_option("--prompts-file", flags->prompts_file,
                   "One prompt per line (text, or JSONL with prompt/prompt_ids and per-prompt parameters)");
   cmd->add_option("--max-new-tokens", flags->max_new_tokens, "Most tokens to generate")->capture_default_str();
-  flags->temperature_opt = cmd->add_option("--temperature", flags->temperature,
-                                           "0 = greedy (default: generation_config.json, else greedy)");
+  flags->temperature_opt =
+      cmd->add_option("--temperature", flags->temperature, "0 = greedy (default: generation_config.json, else greedy)");
   flags->top_k_opt = cmd->add_option("--top-k", flags->top_k, "Keep the k most likely tokens (0 = off)");
   flags->top_p_opt = cmd->add_option("--top-p", flags->top_p, "Nucleus sampling mass in (0, 1]");
   flags->min_p_opt = cmd->add_option("--min-p", flags->min_p, "Drop tokens below min_p x the top probability");

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "launch/cli/cli_common.h"
+#include "runtime/serving/generator.h"
 
 namespace baton::cli {
 namespace {
@@ -40,17 +41,10 @@ Status RunLogits(const LogitsFlags& f) {
     ids = session->tokenizer()->Encode(f.prompt);
   }
   const ModelConfig& c = session->config();
-  if (ids.empty()) return Status::InvalidArgument("prompt is empty: give at least one token");
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] < 0 || ids[i] >= c.vocab_size) {
-      return Status::InvalidArgument("--prompt-ids: token " + std::to_string(i) + " has id " + std::to_string(ids[i]) +
-                                     ", outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
-    }
-  }
-  if (static_cast<int64_t>(ids.size()) > c.max_positions) {
-    return Status::InvalidArgument("prompt of " + std::to_string(ids.size()) +
-                                   " tokens exceeds the model's context of " + std::to_string(c.max_positions));
-  }
+  GenerationRequest check;  // the same checks as a generation request's prompt
+  check.prompt_ids = ids;
+  check.max_new_tokens = 0;
+  BATON_RETURN_IF_ERROR(Generator(session->runner(), nullptr, session->blocks()).Validate(check));
   StepPlan plan;
   plan.block_size = session->blocks().block_size();
   SequenceStep step;

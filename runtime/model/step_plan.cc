@@ -48,6 +48,23 @@ Status StepPlan::Validate() const {
   return Status::Ok();
 }
 
+Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config) {
+  BATON_RETURN_IF_ERROR(plan.Validate());
+  for (int32_t id : plan.token_ids) {
+    if (id < 0 || id >= config.vocab_size) {
+      return Status::OutOfRange("token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                                std::to_string(config.vocab_size) + ")");
+    }
+  }
+  for (const SequenceStep& s : plan.seqs) {
+    if (s.context_len > config.max_positions) {
+      return Status::OutOfRange("sequence of " + std::to_string(s.context_len) +
+                                " tokens exceeds the model's context of " + std::to_string(config.max_positions));
+    }
+  }
+  return Status::Ok();
+}
+
 static Tensor HostI32(const std::vector<int32_t>& v, const Shape& shape) {
   Tensor t = Tensor::Empty(shape, DType::kI32);
   std::copy(v.begin(), v.end(), t.data<int32_t>());

@@ -13,6 +13,7 @@
 
 #include "runtime/backend/backend.h"
 #include "runtime/kv/kv_block_manager.h"
+#include "runtime/model/model_config.h"
 #include "runtime/sampling/sampling_params.h"
 
 namespace baton {
@@ -51,6 +52,11 @@ struct StepPlan {
 
 // The StepPlan as the backend's attention op and embedding need it, on the
 // backend's device.
+// Checks a plan against the model before any of it runs (or is sent down a
+// pipeline): Validate(), token ids inside the vocabulary, contexts inside the
+// model's window.
+Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config);
+
 struct DeviceStepPlan {
   PagedAttentionBatch attention;
   Tensor token_ids;   // [N] I32

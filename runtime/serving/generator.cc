@@ -26,8 +26,8 @@ struct Generator::Sequence {
   std::vector<int32_t> tokens;  // prompt, then generated
   size_t cached = 0;            // tokens whose K/V are in the cache
   BlockTable blocks;
-  int64_t id = 0;                // the sequence's id in step plans
-  bool sampling_sent = false;    // the last stage has its sampler
+  int64_t id = 0;              // the sequence's id in step plans
+  bool sampling_sent = false;  // the last stage has its sampler
   std::optional<StreamDecoder> decoder;
   std::optional<StopMatcher> stop;
   GenerationResult result;

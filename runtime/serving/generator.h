@@ -48,8 +48,8 @@ class Generator {
   const Tokenizer* tokenizer_;
   KvBlockManager& blocks_;
   int micro_batches_;
-  TokenCallback on_token_;  // set for the duration of Generate
-  int64_t next_seq_id_ = 0;  // ids stay unique across Generate calls
+  TokenCallback on_token_;         // set for the duration of Generate
+  int64_t next_seq_id_ = 0;        // ids stay unique across Generate calls
   std::vector<int64_t> released_;  // finished sequences the last stage still keeps a sampler for
 };
 
