@@ -8,7 +8,6 @@ namespace baton::bench {
 
 struct MemoryBandwidth {
   double copy_gbs = 0;  // (bytes read + bytes written) / s of a memcpy
-  double read_gbs = 0;  // bytes read / s of a summing pass
 };
 
 MemoryBandwidth MeasureMemoryBandwidth(size_t buffer_bytes, int passes);
