@@ -184,7 +184,10 @@ Status RunGenerate(const GenerateFlags& f) {
     if (st.ok() && !f.model.trace_path.empty()) st = (*session)->WriteTrace(f.model.trace_path, 0).status();
     return st.ok() ? st : ranks->Fail(st);
   }
-  return GenerateOnCoordinator(f, **session);
+  // Bad input is refused before any step runs (exit 2, workers told to stop);
+  // a failure after steps are in flight ends the whole job.
+  Status st = GenerateOnCoordinator(f, **session);
+  return st.ok() || st.ExitCode() == 2 ? st : ranks->Fail(st);
 }
 
 }  // namespace
