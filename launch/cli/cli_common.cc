@@ -43,7 +43,7 @@ Status RankContext::Fail(const Status& status) {
   return status;
 }
 
-StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags, RankContext& ranks) {
+static StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags, RankContext& ranks) {
   if (!(flags.kv_cache_mb > 0)) return Status::InvalidArgument("--kv-cache-mb must be positive");
   SessionOptions options;
   options.model_dir = flags.model_dir;
@@ -62,6 +62,19 @@ StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags, Ran
                session->stage().is_last() ? " + head" : "", session->stage().weight_bytes() / 1e6,
                session->stage().kv_cache_bytes() / 1e6);
   return session;
+}
+
+Status RunOnPipeline(const ModelFlags& flags, const std::function<Status(ModelSession&)>& coordinate) {
+  BATON_ASSIGN_OR_RETURN(auto ranks, RankContext::Join(flags.stages));
+  auto session = OpenSession(flags, *ranks);
+  if (!session.ok()) return ranks->Fail(session.status());
+  if (!(*session)->is_coordinator()) {
+    Status st = (*session)->RunWorker();
+    if (st.ok() && !flags.trace_path.empty()) st = (*session)->WriteTrace(flags.trace_path, 0).status();
+    return st.ok() ? st : ranks->Fail(st);
+  }
+  Status st = coordinate(**session);
+  return st.ok() || st.ExitCode() == 2 ? st : ranks->Fail(st);
 }
 
 StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text, const std::string& flag) {

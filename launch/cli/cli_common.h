@@ -45,9 +45,12 @@ class RankContext {
   std::unique_ptr<MpiCommunicator> world_;
 };
 
-// Opens the model for this rank (its stage of the pipeline) and prints the
-// stage's layers and resident bytes on stderr.
-StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& flags, RankContext& ranks);
+// Joins the ranks, opens this rank's stage of the model (printing its layers
+// and resident bytes on stderr) and runs `coordinate` on rank 0 while the
+// other ranks serve pipeline steps until it is done. Bad input found by
+// `coordinate` returns exit code 2 with the workers stopped cleanly; any
+// other failure on any rank ends the whole job.
+Status RunOnPipeline(const ModelFlags& flags, const std::function<Status(ModelSession&)>& coordinate);
 
 // "1,2,3" -> {1, 2, 3}; `flag` names the option in errors.
 StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text, const std::string& flag);

@@ -176,18 +176,7 @@ Status GenerateOnCoordinator(const GenerateFlags& f, ModelSession& session) {
 }
 
 Status RunGenerate(const GenerateFlags& f) {
-  BATON_ASSIGN_OR_RETURN(auto ranks, RankContext::Join(f.model.stages));
-  auto session = OpenSession(f.model, *ranks);
-  if (!session.ok()) return ranks->Fail(session.status());
-  if (!(*session)->is_coordinator()) {
-    Status st = (*session)->RunWorker();
-    if (st.ok() && !f.model.trace_path.empty()) st = (*session)->WriteTrace(f.model.trace_path, 0).status();
-    return st.ok() ? st : ranks->Fail(st);
-  }
-  // Bad input is refused before any step runs (exit 2, workers told to stop);
-  // a failure after steps are in flight ends the whole job.
-  Status st = GenerateOnCoordinator(f, **session);
-  return st.ok() || st.ExitCode() == 2 ? st : ranks->Fail(st);
+  return RunOnPipeline(f.model, [&f](ModelSession& session) { return GenerateOnCoordinator(f, session); });
 }
 
 }  // namespace

@@ -19,43 +19,40 @@ struct LogitsFlags {
   bool json = false;
 };
 
+Status PrintLogits(const LogitsFlags& f, ModelSession& session);
+
 Status RunLogits(const LogitsFlags& f) {
   if (f.prompt.empty() == f.prompt_ids.empty()) {
     return Status::InvalidArgument("give exactly one of --prompt TEXT and --prompt-ids 1,2,3 (and not empty)");
   }
   if (f.top_k <= 0) return Status::InvalidArgument("--top-k must be positive (got " + std::to_string(f.top_k) + ")");
-  BATON_ASSIGN_OR_RETURN(auto ranks, RankContext::Join(f.model.stages));
-  auto opened = OpenSession(f.model, *ranks);
-  if (!opened.ok()) return ranks->Fail(opened.status());
-  std::unique_ptr<ModelSession> session = std::move(opened).value();
-  if (!session->is_coordinator()) {
-    Status st = session->RunWorker();
-    return st.ok() ? st : ranks->Fail(st);
-  }
+  return RunOnPipeline(f.model, [&f](ModelSession& session) { return PrintLogits(f, session); });
+}
+
+Status PrintLogits(const LogitsFlags& f, ModelSession& session) {
   std::vector<int32_t> ids;
   if (!f.prompt_ids.empty()) {
     BATON_ASSIGN_OR_RETURN(ids, ParseIdList(f.prompt_ids, "--prompt-ids"));
   } else {
-    if (!session->tokenizer())
-      return Status::InvalidArgument("--prompt needs a tokenizer.json in " + f.model.model_dir);
-    ids = session->tokenizer()->Encode(f.prompt);
+    if (!session.tokenizer()) return Status::InvalidArgument("--prompt needs a tokenizer.json in " + f.model.model_dir);
+    ids = session.tokenizer()->Encode(f.prompt);
   }
-  const ModelConfig& c = session->config();
+  const ModelConfig& c = session.config();
   GenerationRequest check;  // the same checks as a generation request's prompt
   check.prompt_ids = ids;
   check.max_new_tokens = 0;
-  BATON_RETURN_IF_ERROR(Generator(session->runner(), nullptr, session->blocks()).Validate(check));
+  BATON_RETURN_IF_ERROR(Generator(session.runner(), nullptr, session.blocks()).Validate(check));
   StepPlan plan;
-  plan.block_size = session->blocks().block_size();
+  plan.block_size = session.blocks().block_size();
   SequenceStep step;
   step.num_new_tokens = step.context_len = static_cast<int32_t>(ids.size());
   step.all_logits = true;
-  BATON_RETURN_IF_ERROR(session->blocks().Reserve(step.block_table, step.context_len));
+  BATON_RETURN_IF_ERROR(session.blocks().Reserve(step.block_table, step.context_len));
   plan.seqs.push_back(step);
   plan.token_ids = ids;
   plan.return_logits = true;
-  BATON_RETURN_IF_ERROR(session->runner().Submit(plan));
-  BATON_ASSIGN_OR_RETURN(StepOutput result, session->runner().Collect());
+  BATON_RETURN_IF_ERROR(session.runner().Submit(plan));
+  BATON_ASSIGN_OR_RETURN(StepOutput result, session.runner().Collect());
   const Tensor& logits = result.logits;
 
   const int k = std::min<int>(f.top_k, c.vocab_size);
