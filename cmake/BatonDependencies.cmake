@@ -41,13 +41,59 @@ if(NOT BATON_CUDA STREQUAL "OFF")
   endif()
 endif()
 
+# gRPC + Protobuf (serving API, client SDKs), from Debian's packages: gRPC's
+# CMake config lives in /usr/lib/<arch>/cmake/grpc. The standard health
+# service's .proto comes from the grpc-proto package (/usr/share/grpc-proto).
 set(BATON_WITH_GRPC OFF)
 if(NOT BATON_GRPC STREQUAL "OFF")
   find_package(Protobuf QUIET)
   find_package(gRPC CONFIG QUIET)
-  if(Protobuf_FOUND AND gRPC_FOUND)
+  find_program(BATON_GRPC_CPP_PLUGIN grpc_cpp_plugin)
+  find_program(BATON_GRPC_PYTHON_PLUGIN grpc_python_plugin)
+  find_path(BATON_GRPC_PROTO_DIR grpc/health/v1/health.proto PATHS /usr/share/grpc-proto NO_DEFAULT_PATH)
+  set(baton_grpc_missing "")
+  foreach(what Protobuf_FOUND gRPC_FOUND Protobuf_PROTOC_EXECUTABLE BATON_GRPC_CPP_PLUGIN BATON_GRPC_PYTHON_PLUGIN
+               BATON_GRPC_PROTO_DIR)
+    if(NOT ${what})
+      list(APPEND baton_grpc_missing ${what})
+    endif()
+  endforeach()
+  if(NOT baton_grpc_missing AND NOT TARGET gRPC::grpc++_reflection)
+    list(APPEND baton_grpc_missing gRPC::grpc++_reflection)
+  endif()
+  if(NOT baton_grpc_missing)
     set(BATON_WITH_GRPC ON)
   elseif(BATON_GRPC STREQUAL "ON")
-    message(FATAL_ERROR "BATON_GRPC=ON but gRPC/Protobuf were not found")
+    message(FATAL_ERROR "BATON_GRPC=ON but not found: ${baton_grpc_missing} "
+                        "(scripts/install-deps.sh installs libgrpc++-dev, protobuf-compiler-grpc and grpc-proto)")
+  else()
+    message(STATUS "gRPC off: not found: ${baton_grpc_missing}")
+  endif()
+endif()
+
+# A Python that imports grpc and google.protobuf (Debian's python3-grpcio
+# lives in /usr/bin/python3's dist-packages, which a pyenv python3 first on
+# PATH does not see): it runs the SDK and serving tests.
+if(BATON_WITH_GRPC AND NOT BATON_GRPC_PYTHON)
+  find_program(baton_python_on_path NAMES python3)
+  foreach(candidate /usr/bin/python3 ${baton_python_on_path})
+    execute_process(COMMAND ${candidate} -c "import grpc, google.protobuf"
+                    RESULT_VARIABLE baton_import_rc OUTPUT_QUIET ERROR_QUIET)
+    if(baton_import_rc EQUAL 0)
+      set(BATON_GRPC_PYTHON ${candidate} CACHE FILEPATH "Python with grpcio and protobuf (SDK and serving tests)")
+      break()
+    endif()
+  endforeach()
+  if(NOT BATON_GRPC_PYTHON)
+    message(STATUS "No Python with grpcio + protobuf found: Python SDK tests are off (install python3-grpcio)")
+  endif()
+endif()
+
+# prometheus-cpp (/metrics of baton-server): target prometheus-cpp::pull.
+set(BATON_WITH_METRICS OFF)
+if(BATON_WITH_GRPC)
+  find_package(prometheus-cpp CONFIG QUIET)
+  if(prometheus-cpp_FOUND AND TARGET prometheus-cpp::pull)
+    set(BATON_WITH_METRICS ON)
   endif()
 endif()

@@ -12,7 +12,11 @@ PACKAGES=(
   libcli11-dev               # command line
   libgtest-dev               # unit tests
   libpcre2-dev               # Unicode regex for tokenizer pre-tokenizers
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc  # serving API
+  grpc-proto                 # grpc/health/v1/health.proto (stubs of the health service)
+  prometheus-cpp-dev         # /metrics
+  python3-grpcio python3-protobuf  # Python SDK and the serving tests
+  python3-venv python3-pip python3-setuptools python3-wheel  # `pip install sdk/python` (and its test)
   python3                    # test helpers (tokenizer/fixture checks)
 )
 

@@ -7,7 +7,7 @@ StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank
   if (plan.return_logits) {
     out.logits = std::move(logits);
   } else {
-    BATON_ASSIGN_OR_RETURN(out.tokens, samplers.Sample(plan, logits));
+    BATON_ASSIGN_OR_RETURN(out, samplers.Sample(plan, logits));
   }
   return out;
 }

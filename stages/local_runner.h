@@ -29,7 +29,8 @@ class LocalRunner final : public ModelRunner {
 };
 
 // What the last stage returns for a plan: the logits, or one sampled token
-// per sequence (shared by LocalRunner and the last pipeline stage).
+// per sequence and the logprobs asked for (shared by LocalRunner and the
+// last pipeline stage).
 StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank& samplers);
 
 }  // namespace baton

@@ -52,6 +52,7 @@ class ModelSession {
   ModelRunner& runner() { return *runner_; }
   KvBlockManager& blocks() { return *blocks_; }
   bool is_coordinator() const { return runner_ != nullptr; }
+  int num_stages() const { return pipeline_ ? pipeline_->size() : 1; }
   // Ranks other than 0: serve pipeline steps until the coordinator stops.
   Status RunWorker();
   // Rank 0: tell the workers to stop (also done on destruction).

@@ -1,6 +1,7 @@
 #include "stages/pipeline_runner.h"
 
 #include "stages/local_runner.h"
+#include "stages/sampled_step_codec.h"
 #include "stages/step_plan_codec.h"
 
 namespace baton {
@@ -56,8 +57,8 @@ StatusOr<StepOutput> PipelineRunner::Collect() {
       out.logits = Tensor::Empty({step.rows, stage_.config().vocab_size}, DType::kF32);
       BATON_RETURN_IF_ERROR(pipeline_.Recv(out.logits, last, kLogitsTag));
     } else {
-      out.tokens.resize(static_cast<size_t>(step.rows));
-      BATON_RETURN_IF_ERROR(pipeline_.Recv(out.tokens.data(), out.tokens.size() * sizeof(int32_t), last, kLogitsTag));
+      BATON_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, pipeline_.RecvBytes(last, kLogitsTag));
+      BATON_ASSIGN_OR_RETURN(out, DecodeSampledStep(bytes, static_cast<size_t>(step.rows)));
     }
   }
   BATON_RETURN_IF_ERROR(ReapSends(/*wait_all=*/false));
@@ -75,10 +76,10 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
   const int prev = pipeline.rank() - 1, next = pipeline.rank() + 1;
   const bool last = next == pipeline.size();
   const int64_t hidden_size = stage.config().hidden_size;
-  Request send;        // the previous micro-batch's send to the next rank
-  Tensor send_buffer;  // and its buffer, alive until that send completes
-  std::vector<int32_t> token_buffer;
-  SamplerBank samplers;  // the last stage samples
+  Request send;                       // the previous micro-batch's send to the next rank
+  Tensor send_buffer;                 // and its buffer, alive until that send completes
+  std::vector<uint8_t> token_buffer;  // a sampled step's answer, alive until sent
+  SamplerBank samplers;               // the last stage samples
   while (true) {
     const auto recv_start = PipelineTrace::Clock::now();
     BATON_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, pipeline.RecvBytes(prev, kPlanTag));
@@ -105,9 +106,10 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
       send_buffer = out.logits;
       BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(send_buffer.raw(), send_buffer.nbytes(), 0, kLogitsTag));
     } else if (last) {
-      token_buffer = std::move(out.tokens);
-      BATON_ASSIGN_OR_RETURN(send,
-                             pipeline.ISend(token_buffer.data(), token_buffer.size() * sizeof(int32_t), 0, kLogitsTag));
+      // Not SendBytes: a blocking send here could wait on rank 0 while rank 0
+      // waits to send this rank the next plan. RecvBytes takes its size.
+      token_buffer = EncodeSampledStep(out);
+      BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(token_buffer.data(), token_buffer.size(), 0, kLogitsTag));
     } else {
       BATON_RETURN_IF_ERROR(pipeline.SendBytes(bytes, next, kPlanTag));
       send_buffer = hidden;

@@ -1,6 +1,7 @@
 // Pipeline execution across ranks, GPipe-style: micro-batches flow from
 // stage 0 to stage P-1 over the pipeline communicator, each with its
-// StepPlan; the last stage returns the logits of the plan's rows to rank 0.
+// StepPlan; the last stage returns to rank 0 the logits of the plan's rows,
+// or the sampled tokens (and logprobs) in one message (sampled_step_codec.h).
 //
 // PipelineRunner is rank 0's side (stage 0 and the driver): Submit runs
 // stage 0 and sends the micro-batch on without waiting, so while stage j

@@ -1,9 +1,9 @@
 // SamplerBank: the samplers of the sequences in flight, kept by the stage
-// that computes logits (the last one), so that only token ids travel back
-// to rank 0. A sequence is registered by the step plan that first carries
-// its sampling parameters, sees every token of its later plans (the
-// repetition penalty needs the whole history), and is dropped when a plan
-// lists it as released. Thread-compatible.
+// that computes logits (the last one), so that only token ids (and logprobs
+// when asked) travel back to rank 0. A sequence is registered by the step
+// plan that first carries its sampling parameters, sees every token of its
+// later plans (the repetition penalty needs the whole history), and is
+// dropped when a plan lists it as released. Thread-compatible.
 #pragma once
 
 #include <map>
@@ -11,20 +11,25 @@
 
 #include "runtime/model/step_plan.h"
 #include "runtime/sampling/sampler.h"
+#include "runtime/serving/model_runner.h"
 
 namespace baton {
 
 class SamplerBank {
  public:
-  // One token per sequence of `plan`, from logits [sequences, vocab] (the
-  // plan's logit rows, one per sequence). Registers, updates and releases
-  // sequences as the plan says.
-  StatusOr<std::vector<int32_t>> Sample(const StepPlan& plan, const Tensor& logits);
+  // From logits [sequences, vocab] (the plan's logit rows, one per
+  // sequence): one token per sequence of `plan` (-1 where the step says
+  // sample = false), and, when any sequence that sampled asked for them, one
+  // TokenLogprobs per sequence (default entries for the others) of the raw
+  // logits row. Registers (skipping sampler_draws_done draws), updates and
+  // releases sequences as the plan says.
+  StatusOr<StepOutput> Sample(const StepPlan& plan, const Tensor& logits);
   size_t size() const { return sequences_.size(); }
 
  private:
   struct Entry {
     Sampler sampler;
+    int32_t logprobs = -1;         // top-n to return with each token; -1 none
     std::vector<int32_t> history;  // every token seen: prompt and generated
   };
   std::map<int64_t, Entry> sequences_;

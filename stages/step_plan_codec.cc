@@ -1,89 +1,16 @@
 #include "stages/step_plan_codec.h"
 
-#include <cstring>
 #include <string>
 
+#include "stages/word_stream.h"
+
 namespace baton {
-namespace {
 
-constexpr int32_t kMagic = 0x31505442;  // "BTP1"
-
-// Little helpers over a flat int32 stream: a plan is nothing but integers.
-class Writer {
- public:
-  void Put(int32_t v) { words_.push_back(v); }
-  void Put64(int64_t v) {
-    Put(static_cast<int32_t>(v & 0xffffffff));
-    Put(static_cast<int32_t>(v >> 32));
-  }
-  void PutFloat(float f) {
-    int32_t bits;
-    std::memcpy(&bits, &f, sizeof(bits));
-    Put(bits);
-  }
-  void PutAll(const std::vector<int32_t>& v) {
-    Put(static_cast<int32_t>(v.size()));
-    words_.insert(words_.end(), v.begin(), v.end());
-  }
-  std::vector<uint8_t> Bytes() const {
-    std::vector<uint8_t> out(words_.size() * sizeof(int32_t));
-    if (!out.empty()) std::memcpy(out.data(), words_.data(), out.size());
-    return out;
-  }
-
- private:
-  std::vector<int32_t> words_;
-};
-
-class Reader {
- public:
-  explicit Reader(const std::vector<uint8_t>& bytes) : words_(bytes.size() / sizeof(int32_t)) {
-    if (!words_.empty()) std::memcpy(words_.data(), bytes.data(), words_.size() * sizeof(int32_t));
-    ok_ = bytes.size() % sizeof(int32_t) == 0;
-  }
-  int32_t Get() {
-    if (pos_ >= words_.size()) {
-      ok_ = false;
-      return 0;
-    }
-    return words_[pos_++];
-  }
-  int64_t Get64() {
-    const uint32_t lo = static_cast<uint32_t>(Get());
-    const int64_t hi = Get();
-    return static_cast<int64_t>((static_cast<uint64_t>(hi) << 32) | lo);
-  }
-  float GetFloat() {
-    const int32_t bits = Get();
-    float f;
-    std::memcpy(&f, &bits, sizeof(f));
-    return f;
-  }
-  std::vector<int32_t> GetAll() {
-    const int32_t n = Get();
-    if (n < 0 || static_cast<size_t>(n) > words_.size() - std::min(pos_, words_.size())) {
-      ok_ = false;
-      return {};
-    }
-    std::vector<int32_t> v(words_.begin() + static_cast<int64_t>(pos_),
-                           words_.begin() + static_cast<int64_t>(pos_ + n));
-    pos_ += static_cast<size_t>(n);
-    return v;
-  }
-  bool failed() const { return !ok_; }
-  // Everything read, nothing left over.
-  bool done() const { return ok_ && pos_ == words_.size(); }
-
- private:
-  std::vector<int32_t> words_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
-
-}  // namespace
+// "BTP2": version 2 added sample, logprobs and sampler_draws_done.
+static constexpr int32_t kMagic = 0x32505442;
 
 std::vector<uint8_t> EncodeStepPlan(const StepPlan& plan) {
-  Writer w;
+  WordWriter w;
   w.Put(kMagic);
   w.Put(plan.block_size);
   w.Put(plan.micro_batch);
@@ -93,6 +20,7 @@ std::vector<uint8_t> EncodeStepPlan(const StepPlan& plan) {
     w.Put(s.num_new_tokens);
     w.Put(s.context_len);
     w.Put(s.all_logits ? 1 : 0);
+    w.Put(s.sample ? 1 : 0);
     w.PutAll(s.block_table);
     w.Put(s.has_sampling ? 1 : 0);
     if (s.has_sampling) {
@@ -100,6 +28,8 @@ std::vector<uint8_t> EncodeStepPlan(const StepPlan& plan) {
       for (float f : {p.temperature, p.top_p, p.min_p, p.repetition_penalty}) w.PutFloat(f);
       w.Put(p.top_k);
       w.Put64(static_cast<int64_t>(p.seed));
+      w.Put(s.logprobs);
+      w.Put(s.sampler_draws_done);
     }
   }
   w.PutAll(plan.token_ids);
@@ -110,7 +40,7 @@ std::vector<uint8_t> EncodeStepPlan(const StepPlan& plan) {
 }
 
 StatusOr<StepPlan> DecodeStepPlan(const std::vector<uint8_t>& bytes) {
-  Reader r(bytes);
+  WordReader r(bytes);
   if (r.Get() != kMagic) return Status::DataLoss("step plan message does not start with the plan marker");
   StepPlan plan;
   plan.block_size = r.Get();
@@ -125,6 +55,7 @@ StatusOr<StepPlan> DecodeStepPlan(const std::vector<uint8_t>& bytes) {
     s.num_new_tokens = r.Get();
     s.context_len = r.Get();
     s.all_logits = r.Get() != 0;
+    s.sample = r.Get() != 0;
     s.block_table = r.GetAll();
     s.has_sampling = r.Get() != 0;
     if (s.has_sampling) {
@@ -132,6 +63,8 @@ StatusOr<StepPlan> DecodeStepPlan(const std::vector<uint8_t>& bytes) {
       for (float* f : {&p.temperature, &p.top_p, &p.min_p, &p.repetition_penalty}) *f = r.GetFloat();
       p.top_k = r.Get();
       p.seed = static_cast<uint64_t>(r.Get64());
+      s.logprobs = r.Get();
+      s.sampler_draws_done = r.Get();
     }
     plan.seqs.push_back(std::move(s));
   }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "runtime/comm/abort_job.h"
+#include "stages/stage_partition.h"
 
 namespace baton::cli {
 
@@ -75,6 +76,17 @@ Status RunOnPipeline(const ModelFlags& flags, const std::function<Status(ModelSe
   }
   Status st = coordinate(**session);
   return st.ok() || st.ExitCode() == 2 ? st : ranks->Fail(st);
+}
+
+StatusOr<std::vector<int>> StageLayout(const ModelFlags& flags, const ModelSession& session) {
+  std::vector<int> override;
+  if (!flags.layers_per_stage.empty()) {
+    BATON_ASSIGN_OR_RETURN(override, ParseIdList(flags.layers_per_stage, "--layers-per-stage"));
+  }
+  BATON_ASSIGN_OR_RETURN(auto ranges, PartitionLayers(session.config(), session.num_stages(), override));
+  std::vector<int> layers;
+  for (const StageRange& r : ranges) layers.push_back(r.last_layer - r.first_layer);
+  return layers;
 }
 
 StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text, const std::string& flag) {

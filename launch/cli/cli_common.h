@@ -52,6 +52,9 @@ class RankContext {
 // other failure on any rank ends the whole job.
 Status RunOnPipeline(const ModelFlags& flags, const std::function<Status(ModelSession&)>& coordinate);
 
+// Layers of each pipeline stage, as this job split them (one entry per rank).
+StatusOr<std::vector<int>> StageLayout(const ModelFlags& flags, const ModelSession& session);
+
 // "1,2,3" -> {1, 2, 3}; `flag` names the option in errors.
 StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text, const std::string& flag);
 

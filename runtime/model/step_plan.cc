@@ -61,6 +61,17 @@ Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config) {
       return Status::OutOfRange("sequence of " + std::to_string(s.context_len) +
                                 " tokens exceeds the model's context of " + std::to_string(config.max_positions));
     }
+    if (!s.has_sampling) continue;  // the fields below are read only when a sampler is registered
+    const std::string who = "sequence " + std::to_string(s.seq_id) + ": ";
+    BATON_RETURN_IF_ERROR(s.sampling.Validate());
+    if (s.logprobs < -1 || s.logprobs > kMaxLogprobs) {
+      return Status::InvalidArgument(who + "logprobs must be in [-1, " + std::to_string(kMaxLogprobs) + "] (got " +
+                                     std::to_string(s.logprobs) + ")");
+    }
+    if (s.sampler_draws_done < 0) {
+      return Status::InvalidArgument(who + "sampler_draws_done must be >= 0 (got " +
+                                     std::to_string(s.sampler_draws_done) + ")");
+    }
   }
   return Status::Ok();
 }

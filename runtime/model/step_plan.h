@@ -28,7 +28,24 @@ struct SequenceStep {
   // on (it keeps the sequence's sampler and token history until released).
   bool has_sampling = false;
   SamplingParams sampling;
+  // With has_sampling: -1 = no logprobs; n >= 0 = return the sampled
+  // token's logprob and the top-n alternatives with every token.
+  int32_t logprobs = -1;
+  // With has_sampling: random draws this sequence's sampler already made
+  // (a preempted sequence is recomputed under a fresh sampler, which skips
+  // these so seeded sampling continues exactly where it stopped). A draw is
+  // one Sample() of a non-greedy sampler, i.e. one token sampled by the last
+  // stage (steps with sample == false draw nothing); greedy ignores it.
+  int32_t sampler_draws_done = 0;
+  // False for a prompt chunk that is not the prompt's last (chunked
+  // prefill): the last stage adds the chunk's tokens to the sequence's
+  // history but samples nothing, returning token -1 and no logprobs for it.
+  // Its logit row is still computed (one row: not worth a special path).
+  bool sample = true;
 };
+
+// Most alternatives SequenceStep::logprobs may ask for (as OpenAI's API).
+inline constexpr int32_t kMaxLogprobs = 20;
 
 struct StepPlan {
   int block_size = KvBlockManager::kDefaultBlockSize;
@@ -54,7 +71,8 @@ struct StepPlan {
 // backend's device.
 // Checks a plan against the model before any of it runs (or is sent down a
 // pipeline): Validate(), token ids inside the vocabulary, contexts inside the
-// model's window.
+// model's window, and the sampling fields of registering steps (params
+// valid, logprobs in [-1, kMaxLogprobs], sampler_draws_done >= 0).
 Status ValidateStepPlan(const StepPlan& plan, const ModelConfig& config);
 
 struct DeviceStepPlan {

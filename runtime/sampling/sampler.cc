@@ -88,6 +88,10 @@ Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.se
 
 int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> context) {
   last_ = LastDistribution::kNone;
+  // Drawn first so that every non-greedy call costs exactly one draw, also
+  // the ones that return early: draws then count calls, which is what a
+  // rebuilt sampler skips.
+  const double uniform = params_.greedy() ? 0.0 : UniformDouble();
   if (logits.empty()) return -1;
   CopyLogits(logits, context);
 
@@ -111,7 +115,7 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
   if (params_.min_p > 0.0f) KeepMinP();
 
   last_ = LastDistribution::kCandidates;
-  return Draw();
+  return Draw(uniform);
 }
 
 // Repetition penalty, then temperature, in one pass over the row: entries
@@ -243,9 +247,9 @@ void Sampler::KeepMinP() {
   total_weight_ = SumWeights(candidates_);
 }
 
-// Walks the CDF of the surviving candidates with one uniform draw.
-int32_t Sampler::Draw() {
-  const double u = UniformDouble() * total_weight_;
+// Walks the CDF of the surviving candidates with one uniform draw in [0, 1).
+int32_t Sampler::Draw(double uniform) {
+  const double u = uniform * total_weight_;
   double cumulative = 0.0;
   int32_t last_possible = candidates_.front().id;
   for (const Candidate& c : candidates_) {
@@ -259,7 +263,16 @@ int32_t Sampler::Draw() {
 
 // 53 random bits scaled into [0, 1): every value equally likely, and the same
 // on every platform (std::uniform_real_distribution is not specified bit-exactly).
-double Sampler::UniformDouble() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+double Sampler::UniformDouble() {
+  ++draws_;
+  return static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+}
+
+void Sampler::SkipDraws(uint64_t n) {
+  if (params_.greedy()) return;
+  rng_.discard(n);  // one engine output per draw (UniformDouble)
+  draws_ += n;
+}
 
 std::vector<TokenLogprob> Sampler::TopLogprobs(size_t n) const {
   std::vector<std::pair<float, int32_t>> ranked;  // (logit, id)

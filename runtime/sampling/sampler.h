@@ -6,7 +6,10 @@
 // repetition penalty, the lowest id on ties.
 //
 // Each sequence owns its Sampler and so its random stream: the same seed
-// gives the same tokens whatever else runs in the batch. Not thread-safe;
+// gives the same tokens whatever else runs in the batch. A non-greedy
+// Sample() call makes exactly one random draw, whatever the row holds, so a
+// sampler rebuilt after preemption continues the stream by skipping as many
+// draws as the old one made (SkipDraws); greedy sampling draws nothing. Not thread-safe;
 // one thread at a time per Sampler. Scratch buffers (vocab-sized) are kept
 // between calls and only grow, so steady-state Sample() calls do not allocate.
 #pragma once
@@ -17,14 +20,10 @@
 #include <span>
 #include <vector>
 
+#include "runtime/sampling/logprobs.h"
 #include "runtime/sampling/sampling_params.h"
 
 namespace baton {
-
-struct TokenLogprob {
-  int32_t id;
-  float logprob;
-};
 
 class Sampler {
  public:
@@ -42,9 +41,16 @@ class Sampler {
   // The n most likely tokens (log-probability, highest first, lowest id on
   // ties) of the distribution the last Sample() drew from: the processed
   // candidates when sampling, the softmax of the penalized logits when
-  // greedy. Empty before the first Sample() or after a fallback. Allocates;
-  // meant for requests that ask for logprobs.
+  // greedy. Empty before the first Sample() or after a fallback. Allocates.
+  // Requests' logprobs are of the raw distribution instead (ComputeLogprobs,
+  // logprobs.h); this one shows what the processors left.
   std::vector<TokenLogprob> TopLogprobs(size_t n) const;
+
+  // Advances the random stream past n draws, as if Sample() had been called
+  // n times. Does nothing for a greedy sampler (it never draws).
+  void SkipDraws(uint64_t n);
+  // Draws made so far, skipped ones included.
+  uint64_t draws() const { return draws_; }
 
   const SamplingParams& params() const { return params_; }
 
@@ -62,11 +68,12 @@ class Sampler {
   void ComputeWeights();
   void KeepTopP();
   void KeepMinP();
-  int32_t Draw();
+  int32_t Draw(double uniform);
   double UniformDouble();
 
   SamplingParams params_;
   std::mt19937_64 rng_;
+  uint64_t draws_ = 0;
 
   std::vector<float> logits_;          // scratch copy, processed
   std::vector<float> kth_scratch_;     // heap / selection space for top-k

@@ -10,6 +10,7 @@
 // Used by one thread.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "runtime/core/tensor.h"
@@ -18,9 +19,20 @@
 
 namespace baton {
 
+// The log-probability of a sampled token under the model's raw
+// distribution, and the `n` most likely tokens (most likely first).
+struct TokenLogprobs {
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;  // (token id, logprob)
+};
+
 struct StepOutput {
   std::vector<int32_t> tokens;  // one per sequence of the plan (unless return_logits)
   Tensor logits;                // float32 host [logit rows, vocab] when plan.return_logits
+  // One per sequence when any sequence of the plan asked for logprobs
+  // (SequenceStep::logprobs >= 0 at registration), else empty. Entries of
+  // sequences that did not ask are default (logprob 0, no top).
+  std::vector<TokenLogprobs> logprobs;
 };
 
 class ModelRunner {

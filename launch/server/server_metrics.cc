@@ -1,0 +1,125 @@
+#include "launch/server/server_metrics.h"
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <exception>
+
+namespace baton::server {
+
+#ifndef BATON_VERSION
+#define BATON_VERSION "dev"
+#endif
+
+// Reads the engine's live numbers at scrape time.
+class EngineCollector final : public prometheus::Collectable {
+ public:
+  EngineCollector(const Engine& engine, std::string model_name) : engine_(engine), model_(std::move(model_name)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    const EngineStats s = engine_.Stats();
+    std::vector<prometheus::MetricFamily> families;
+    auto add = [&](const char* name, const char* help, prometheus::MetricType type, double value) {
+      prometheus::MetricFamily f{name, help, type, {}};
+      prometheus::ClientMetric m;
+      if (type == prometheus::MetricType::Counter) {
+        m.counter.value = value;
+      } else {
+        m.gauge.value = value;
+      }
+      f.metric.push_back(m);
+      families.push_back(std::move(f));
+    };
+    using T = prometheus::MetricType;
+    add("baton_requests_running", "Requests admitted and not finished", T::Gauge, s.running);
+    add("baton_requests_waiting", "Requests queued or preempted", T::Gauge, s.waiting);
+    add("baton_kv_cache_usage_ratio", "KV blocks held by running sequences / all blocks", T::Gauge, s.kv_usage);
+    add("baton_prefix_cache_queries_total", "Prompt blocks looked up in the prefix cache", T::Counter,
+        static_cast<double>(s.prefix_queries));
+    add("baton_prefix_cache_hits_total", "Prompt blocks found in the prefix cache", T::Counter,
+        static_cast<double>(s.prefix_hits));
+    add("baton_preemptions_total", "Running requests preempted for KV blocks", T::Counter,
+        static_cast<double>(s.preemptions));
+    add("baton_steps_total", "Forward steps (micro-batches) run", T::Counter, static_cast<double>(s.steps));
+    prometheus::MetricFamily info{"baton_build_info", "Build and model information", T::Gauge, {}};
+    prometheus::ClientMetric m;
+    m.label = {{"model", model_}, {"version", BATON_VERSION}};
+    m.gauge.value = 1;
+    info.metric.push_back(m);
+    families.push_back(std::move(info));
+    return families;
+  }
+
+ private:
+  const Engine& engine_;
+  std::string model_;
+};
+
+namespace {
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(const std::string& bind_address, const Engine& engine,
+                                                              const std::string& model_name) {
+  std::unique_ptr<ServerMetrics> m(new ServerMetrics());
+  try {
+    m->exposer_ = std::make_unique<prometheus::Exposer>(bind_address);
+  } catch (const std::exception& e) {
+    return Status::Unavailable("--metrics-port: cannot listen on " + bind_address + ": " + e.what());
+  }
+  const std::vector<int> ports = m->exposer_->GetListeningPorts();
+  m->port_ = ports.empty() ? 0 : ports.front();
+  m->registry_ = std::make_shared<prometheus::Registry>();
+  m->requests_ = &prometheus::BuildCounter()
+                      .Name("baton_requests_total")
+                      .Help("Generate requests by final gRPC status")
+                      .Register(*m->registry_);
+  m->prompt_tokens_ = &prometheus::BuildCounter()
+                           .Name("baton_prompt_tokens_total")
+                           .Help("Prompt tokens of finished requests")
+                           .Register(*m->registry_)
+                           .Add({});
+  m->generation_tokens_ = &prometheus::BuildCounter()
+                               .Name("baton_generation_tokens_total")
+                               .Help("Tokens generated")
+                               .Register(*m->registry_)
+                               .Add({});
+  auto histogram = [&](const char* name, const char* help) {
+    return &prometheus::BuildHistogram().Name(name).Help(help).Register(*m->registry_).Add({}, LatencyBuckets());
+  };
+  m->duration_ = histogram("baton_request_duration_seconds", "Accepted to final event");
+  m->first_token_ = histogram("baton_time_to_first_token_seconds", "Accepted to first token");
+  m->inter_token_ = histogram("baton_inter_token_latency_seconds", "Between consecutive tokens of a request");
+  m->queue_ = histogram("baton_queue_time_seconds", "Accepted to first scheduled");
+  m->engine_collector_ = std::make_shared<EngineCollector>(engine, model_name);
+  m->exposer_->RegisterCollectable(m->registry_);
+  m->exposer_->RegisterCollectable(m->engine_collector_);
+  return m;
+}
+
+ServerMetrics::~ServerMetrics() = default;
+
+void ServerMetrics::RequestFinished(const std::string& status, const RequestEvent& e) {
+  requests_->Add({{"status", status}}).Increment();
+  prompt_tokens_->Increment(e.prompt_tokens);
+  duration_->Observe(e.timings.total_seconds);
+  queue_->Observe(e.timings.queue_seconds);
+  if (!e.result.output_ids.empty()) first_token_->Observe(e.timings.first_token_seconds);
+}
+
+void ServerMetrics::RequestRejected(const std::string& status) { requests_->Add({{"status", status}}).Increment(); }
+
+void ServerMetrics::TokenProduced(double seconds_since_previous_token, int tokens) {
+  generation_tokens_->Increment(tokens);
+  if (seconds_since_previous_token >= 0) inter_token_->Observe(seconds_since_previous_token);
+}
+
+}  // namespace baton::server

@@ -1,0 +1,207 @@
+#include "runtime/backend/cuda/cuda_backend.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "runtime/backend/cuda/add_in_place.cuh"
+#include "runtime/backend/cuda/convert.cuh"
+#include "runtime/backend/cuda/cublas_check.h"
+#include "runtime/backend/cuda/cuda_check.h"
+#include "runtime/backend/cuda/embedding.cuh"
+#include "runtime/backend/cuda/gather_rows.cuh"
+#include "runtime/backend/cuda/gelu_new.cuh"
+#include "runtime/backend/cuda/layer_norm.cuh"
+#include "runtime/backend/cuda/linear.cuh"
+#include "runtime/backend/cuda/paged_attention.cuh"
+#include "runtime/backend/cuda/rms_norm.cuh"
+#include "runtime/backend/cuda/rope.cuh"
+#include "runtime/backend/cuda/store_kv.cuh"
+#include "runtime/backend/cuda/swiglu.cuh"
+
+namespace baton {
+namespace {
+
+constexpr size_t kCublasWorkspaceBytes = 32u << 20;  // what cuBLAS asks for on Hopper
+
+[[noreturn]] void Die(const char* op, const std::string& what) {
+  std::fprintf(stderr, "baton: fatal: cuda %s: %s\n", op, what.c_str());
+  std::abort();
+}
+
+void DieIfError(const Status& status, const char* op) {
+  if (!status.ok()) Die(op, status.ToString());
+}
+
+#define BATON_CUDA_OR_DIE(op, call) DieIfError(::baton::cuda::CudaStatus((call), #call, __FILE__, __LINE__), op)
+
+}  // namespace
+
+StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, int device) {
+  if (!IsFloatDType(compute_dtype)) {
+    return Status::InvalidArgument(std::string("CUDA backend compute dtype must be F32, F16 or BF16, not ") +
+                                   DTypeName(compute_dtype));
+  }
+  std::unique_ptr<CudaBackend> b(new CudaBackend(compute_dtype, device));
+  BATON_CUDA_CHECK(cudaSetDevice(device));
+  BATON_CUDA_CHECK(cudaDeviceGetAttribute(&b->multiprocessors_, cudaDevAttrMultiProcessorCount, device));
+  BATON_CUDA_CHECK(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking));
+  b->allocator_ = std::make_shared<cuda::DeviceAllocator>(device);
+  BATON_CUBLAS_CHECK(cublasCreate(&b->cublas_));
+  BATON_CUBLAS_CHECK(cublasSetStream(b->cublas_, b->stream_));
+  // Default math keeps float32 GEMMs off TF32 (parity mode); 16-bit GEMMs
+  // still use tensor cores, and must not reduce split-K partials in 16 bits.
+  BATON_CUBLAS_CHECK(cublasSetMathMode(
+      b->cublas_, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+  BATON_ASSIGN_OR_RETURN(b->cublas_workspace_,
+                         b->TryAllocate({static_cast<int64_t>(kCublasWorkspaceBytes)}, DType::kI8));
+  BATON_CUBLAS_CHECK(cublasSetWorkspace(b->cublas_, b->cublas_workspace_.raw(), kCublasWorkspaceBytes));
+  return b;
+}
+
+CudaBackend::~CudaBackend() {
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  if (cublas_ != nullptr) cublasDestroy(cublas_);
+  cublas_workspace_ = Tensor();
+  attention_workspace_ = Tensor();
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  // allocator_ lives on while tensors from it do; its last owner frees it.
+}
+
+void CudaBackend::RequireDevice(const char* op, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors) {
+    if (t->raw() != nullptr && t->device() != Device::kCuda)
+      Die(op, "tensor " + t->DebugString() + " is not on the GPU");
+  }
+}
+
+StatusOr<Tensor> CudaBackend::TryAllocate(const Shape& shape, DType dtype) {
+  const size_t bytes = DTypeBytes(dtype, static_cast<size_t>(NumElements(shape)));
+  BATON_ASSIGN_OR_RETURN(std::shared_ptr<void> owner,
+                         allocator_->Allocate(bytes, std::string(DTypeName(dtype)) + ShapeToString(shape) + " (" +
+                                                         std::to_string(bytes) + " bytes)"));
+  void* data = owner.get();
+  return Tensor::View(std::move(owner), data, shape, dtype, Device::kCuda);
+}
+
+Status CudaBackend::Synchronize() {
+  BATON_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  BATON_CUDA_CHECK(cudaGetLastError());
+  return Status::Ok();
+}
+
+Tensor CudaBackend::Allocate(const Shape& shape, DType dtype) {
+  StatusOr<Tensor> t = TryAllocate(shape, dtype);
+  if (!t.ok()) Die("Allocate", t.status().ToString());
+  return std::move(t).value();
+}
+
+Tensor CudaBackend::Upload(const Tensor& host, DType dtype) {
+  const bool convert = host.dtype() != dtype;
+  if (convert && !(IsFloatDType(host.dtype()) && IsFloatDType(dtype))) {
+    Die("Upload", std::string("cannot convert ") + DTypeName(host.dtype()) + " to " + DTypeName(dtype));
+  }
+  const cudaMemcpyKind kind = host.device() == Device::kCuda ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
+  Tensor out = Allocate(host.shape(), dtype);
+  if (host.numel() == 0) return out;
+  // Pageable host memory: cudaMemcpyAsync returns once the bytes are staged,
+  // so `host` may go away as soon as this returns.
+  if (!convert) {
+    BATON_CUDA_OR_DIE("Upload", cudaMemcpyAsync(out.raw(), host.raw(), host.nbytes(), kind, stream_));
+    return out;
+  }
+  Tensor staged = Allocate(host.shape(), host.dtype());
+  BATON_CUDA_OR_DIE("Upload", cudaMemcpyAsync(staged.raw(), host.raw(), host.nbytes(), kind, stream_));
+  cuda::LaunchConvert(staged.raw(), host.dtype(), out.raw(), dtype, host.numel(), stream_);
+  return out;  // `staged` returns to the cache; only later work on stream_ can reuse it
+}
+
+Tensor CudaBackend::ToHostF32(const Tensor& t) {
+  if (!IsFloatDType(t.dtype())) Die("ToHostF32", "tensor " + t.DebugString() + " is not a float type");
+  if (t.device() == Device::kCpu) return t.dtype() == DType::kF32 ? t : t.ToF32();
+  Tensor f32 = t;
+  if (t.dtype() != DType::kF32) {
+    f32 = Allocate(t.shape(), DType::kF32);
+    cuda::LaunchConvert(t.raw(), t.dtype(), f32.raw(), DType::kF32, t.numel(), stream_);
+  }
+  Tensor host = Tensor::Empty(t.shape(), DType::kF32);
+  if (t.numel() > 0) {
+    BATON_CUDA_OR_DIE("ToHostF32",
+                      cudaMemcpyAsync(host.raw(), f32.raw(), host.nbytes(), cudaMemcpyDeviceToHost, stream_));
+  }
+  DieIfError(Synchronize(), "ToHostF32");
+  return host;
+}
+
+void CudaBackend::Embedding(const Tensor& ids, const Tensor& table, Tensor& out) {
+  RequireDevice("Embedding", {&ids, &table, &out});
+  cuda::LaunchEmbedding(ids, table, out, /*accumulate=*/false, stream_);
+}
+
+void CudaBackend::AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x) {
+  RequireDevice("AddEmbedding", {&ids, &table, &x});
+  cuda::LaunchEmbedding(ids, table, x, /*accumulate=*/true, stream_);
+}
+
+void CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) {
+  RequireDevice("Linear", {&x, &w, &bias, &y});
+  cuda::RunLinear(cublas_, x, w, bias, y, stream_);
+}
+
+void CudaBackend::LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) {
+  RequireDevice("LayerNorm", {&x, &weight, &bias, &y});
+  cuda::LaunchLayerNorm(x, weight, bias, eps, y, stream_);
+}
+
+void CudaBackend::RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) {
+  RequireDevice("RmsNorm", {&x, &weight, &y});
+  cuda::LaunchRmsNorm(x, weight, eps, y, stream_);
+}
+
+void CudaBackend::AddInPlace(Tensor& x, const Tensor& y) {
+  RequireDevice("AddInPlace", {&x, &y});
+  cuda::LaunchAddInPlace(x, y, stream_);
+}
+
+void CudaBackend::Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
+                       int head_dim) {
+  RequireDevice("Rope", {&qkv, &positions, &inv_freq});
+  cuda::LaunchRope(qkv, positions, inv_freq, num_heads, num_kv_heads, head_dim, stream_);
+}
+
+void CudaBackend::GeluNew(Tensor& x) {
+  RequireDevice("GeluNew", {&x});
+  cuda::LaunchGeluNew(x, stream_);
+}
+
+void CudaBackend::SwiGlu(const Tensor& gate_up, Tensor& out) {
+  RequireDevice("SwiGlu", {&gate_up, &out});
+  cuda::LaunchSwiGlu(gate_up, out, stream_);
+}
+
+void CudaBackend::StoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape,
+                          Tensor& cache_k, Tensor& cache_v) {
+  RequireDevice("StoreKv", {&qkv, &batch.slot_mapping, &cache_k, &cache_v});
+  cuda::LaunchStoreKv(qkv, batch, shape, cache_k, cache_v, stream_);
+}
+
+void CudaBackend::PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
+                                 const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& out) {
+  RequireDevice("PagedAttention",
+                {&qkv, &cache_k, &cache_v, &batch.query_start, &batch.context_len, &batch.block_tables, &out});
+  const cuda::AttentionPlan plan = cuda::PlanPagedAttention(qkv.dim(0), batch, shape, multiprocessors_);
+  if (plan.workspace_floats > 0 &&
+      (attention_workspace_.raw() == nullptr || plan.workspace_floats > attention_workspace_.numel())) {
+    // Grown, never shrunk: the old buffer goes back to the cache, and work
+    // already queued on stream_ finishes before anything reuses it.
+    attention_workspace_ = Allocate({plan.workspace_floats}, DType::kF32);
+  }
+  float* workspace = plan.num_splits > 1 ? static_cast<float*>(attention_workspace_.raw()) : nullptr;
+  cuda::LaunchPagedAttention(qkv, cache_k, cache_v, batch, shape, plan, workspace, out, stream_);
+}
+
+void CudaBackend::GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) {
+  RequireDevice("GatherRows", {&x, &rows, &out});
+  cuda::LaunchGatherRows(x, rows, out, stream_);
+}
+
+}  // namespace baton

@@ -1,0 +1,88 @@
+// CudaBackend: Backend on one NVIDIA GPU.
+//
+// Activations and weights are stored in the compute dtype chosen at
+// construction (F32, BF16 or F16); all arithmetic accumulates in float32.
+// F32 mode keeps cuBLAS off TF32, so it matches CpuBackend to float32
+// rounding and serves parity tests. Each op is one kernel (or one cuBLAS
+// call) in its own .cu file, launched on the backend's stream; ops return
+// before the GPU finishes, and ToHostF32 / Synchronize wait for it.
+// Device memory comes from a caching allocator (device_allocator.h).
+//
+// Ops take the Backend interface's void signatures: a broken shape contract
+// or a failed launch is a programming error and aborts naming the op (as
+// CpuBackend does). What can fail at run time has a Status path:
+// MakeCudaBackend (device, stream and cuBLAS handle creation) and
+// TryAllocate (out of memory, with the sizes).
+// Thread-safety: one thread at a time; that thread's current device must be
+// this backend's (Create sets it).
+// Header is C++17-clean: .cu files include it.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <initializer_list>
+#include <memory>
+
+#include "runtime/backend/backend.h"
+#include "runtime/backend/cuda/device_allocator.h"
+
+namespace baton {
+
+class CudaBackend final : public Backend {
+ public:
+  static StatusOr<std::unique_ptr<CudaBackend>> Create(DType compute_dtype, int device);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override { return Device::kCuda; }
+  const char* name() const override { return "cuda"; }
+  DType compute_dtype() const override { return compute_dtype_; }
+  int device_index() const { return device_; }
+  cudaStream_t stream() const { return stream_; }
+  cuda::DeviceAllocator& allocator() { return *allocator_; }
+
+  // Allocate with the out-of-memory case as a Status (ResourceExhausted,
+  // naming the shape, the bytes asked for and what the device has free).
+  StatusOr<Tensor> TryAllocate(const Shape& shape, DType dtype);
+  // Waits for all queued work; a kernel fault surfaces here as a Status.
+  Status Synchronize();
+
+  Tensor Allocate(const Shape& shape, DType dtype) override;
+  Tensor Upload(const Tensor& host, DType dtype) override;
+  Tensor ToHostF32(const Tensor& device_tensor) override;
+
+  void Embedding(const Tensor& ids, const Tensor& table, Tensor& out) override;
+  void AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x) override;
+  void Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
+  void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) override;
+  void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) override;
+  void AddInPlace(Tensor& x, const Tensor& y) override;
+  void Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
+            int head_dim) override;
+  void GeluNew(Tensor& x) override;
+  void SwiGlu(const Tensor& gate_up, Tensor& out) override;
+  void StoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+               Tensor& cache_v) override;
+  void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, const PagedAttentionBatch& batch,
+                      const AttentionShape& shape, Tensor& out) override;
+  void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) override;
+
+ private:
+  CudaBackend(DType compute_dtype, int device) : compute_dtype_(compute_dtype), device_(device) {}
+
+  // Aborts naming `op` unless every tensor lives on the GPU.
+  static void RequireDevice(const char* op, std::initializer_list<const Tensor*> tensors);
+
+  const DType compute_dtype_;
+  const int device_;
+  int multiprocessors_ = 1;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::shared_ptr<cuda::DeviceAllocator> allocator_;
+  Tensor cublas_workspace_;     // given to cuBLAS so it never allocates (graph capture)
+  Tensor attention_workspace_;  // split-K partial results, grown on demand
+};
+
+}  // namespace baton

@@ -1,0 +1,19 @@
+// The abort path shared by every op (see common.cuh).
+#include "runtime/backend/cuda/common.cuh"
+
+namespace baton::cuda {
+
+void DieCuda(const char* op, const char* what) {
+  std::fprintf(stderr, "baton: fatal: cuda %s: %s\n", op, what);
+  std::abort();
+}
+
+void CheckLaunch(const char* op) {
+  const cudaError_t err = cudaGetLastError();
+  if (err == cudaSuccess) return;
+  std::fprintf(stderr, "baton: fatal: cuda %s: kernel launch failed: %s (%s)\n", op, cudaGetErrorName(err),
+               cudaGetErrorString(err));
+  std::abort();
+}
+
+}  // namespace baton::cuda

@@ -1,0 +1,17 @@
+// y = x . w^T (+ bias) through cuBLAS, fp32 accumulation. A bias is first
+// broadcast into y and the GEMM adds onto it (beta = 1), so it costs one
+// write of y instead of a separate read-modify-write pass.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "runtime/core/tensor.h"
+
+namespace baton::cuda {
+
+// x [M, K], w [N, K], bias [N] or undefined, y [M, N], all one float dtype.
+void RunLinear(cublasHandle_t handle, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
+               cudaStream_t stream);
+
+}  // namespace baton::cuda

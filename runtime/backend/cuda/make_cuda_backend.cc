@@ -1,0 +1,21 @@
+#include "runtime/backend/cuda/make_cuda_backend.h"
+
+#include "runtime/backend/cuda/cuda_backend.h"
+#include "runtime/backend/cuda/device_info.h"
+
+namespace baton {
+
+StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(DType compute_dtype, int device) {
+  const int count = cuda::VisibleDeviceCount();
+  if (count == 0) return Status::Unavailable("no CUDA GPU is visible to this process");
+  if (device < 0 || device >= count) {
+    return Status::InvalidArgument("CUDA device " + std::to_string(device) + " does not exist (" +
+                                   std::to_string(count) + " visible)");
+  }
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> backend, CudaBackend::Create(compute_dtype, device));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+bool CudaBackendCompiledIn() { return true; }
+
+}  // namespace baton

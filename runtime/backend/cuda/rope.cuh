@@ -1,0 +1,15 @@
+// Rotary position embedding (rotate-half, as transformers' Llama), in place
+// over the q and k head slices at the front of each (possibly fused qkv) row.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "runtime/core/tensor.h"
+
+namespace baton::cuda {
+
+// positions: I32 [N]; inv_freq: F32 [head_dim / 2].
+void LaunchRope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
+                int head_dim, cudaStream_t stream);
+
+}  // namespace baton::cuda

@@ -1,0 +1,15 @@
+// Writes the new tokens' K and V (the qkv columns after the q columns) into
+// the paged cache [num_blocks, block_size, num_kv_heads, head_dim].
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "runtime/backend/backend.h"
+
+namespace baton::cuda {
+
+// A token whose slot is negative (padding) or past the cache is skipped.
+void LaunchStoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+                   Tensor& cache_v, cudaStream_t stream);
+
+}  // namespace baton::cuda
