@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/backend/cpu/cpu_backend.h"
+#include "runtime/backend/cuda/make_cuda_backend.h"
 #include "stages/local_runner.h"
 #include "stages/pipeline_runner.h"
 #include "stages/stage_partition.h"
@@ -35,6 +36,51 @@ SamplingParams ReadGenerationDefaults(const std::filesystem::path& path) {
   return p;
 }
 
+StatusOr<std::unique_ptr<Backend>> MakeBackend(const SessionOptions& options) {
+  if (options.device == Device::kCpu) {
+    if (options.dtype != DType::kF32) {
+      return Status::InvalidArgument(std::string("the CPU backend computes in F32 only (dtype ") +
+                                     DTypeName(options.dtype) + " was asked for)");
+    }
+    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(options.threads));
+  }
+  return MakeCudaBackend(options.dtype, options.gpu_index);
+}
+
+// Blocks of the KV cache that fit in the GPU memory the weights left: the
+// cache may fill `fraction` of the card minus what is already in use (the
+// rest stays free for activations, cuBLAS and the attention workspace).
+// Every layer's K and V pool is one allocation, rounded to the allocator's
+// size class.
+StatusOr<int> KvBlocksFromDeviceMemory(Backend& backend, const KvCacheShape& per_block, double fraction) {
+  BATON_ASSIGN_OR_RETURN(DeviceMemory mem, CudaDeviceMemory(backend));
+  const double reserve = (1.0 - fraction) * static_cast<double>(mem.total_bytes);
+  const double budget = static_cast<double>(mem.free_bytes) - reserve;
+  const size_t pool_block = per_block.BytesPerTokenPerLayer(backend.compute_dtype()) / 2 * per_block.block_size;
+  const size_t pools = 2 * static_cast<size_t>(per_block.num_layers);
+  auto fits = [&](int64_t blocks) {
+    return static_cast<double>(pools * CudaAllocationBytes(static_cast<size_t>(blocks) * pool_block)) <= budget;
+  };
+  int64_t lo = 0, hi = budget > 0 ? static_cast<int64_t>(budget / static_cast<double>(pools * pool_block)) : 0;
+  hi = std::min<int64_t>(hi, 1 << 24);
+  while (lo < hi) {  // largest count that fits
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (fits(mid)) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (lo < 1) {
+    return Status::ResourceExhausted(
+        "no room for a KV cache: after the weights the GPU has " + std::to_string(mem.free_bytes >> 20) + " of " +
+        std::to_string(mem.total_bytes >> 20) + " MiB free, and --gpu-memory-fraction " + std::to_string(fraction) +
+        " keeps " + std::to_string(static_cast<size_t>(reserve) >> 20) + " MiB of it back (one block needs " +
+        std::to_string((pools * pool_block) >> 10) + " KiB)");
+  }
+  return static_cast<int>(lo);
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions& options) {
@@ -45,28 +91,47 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
     BATON_ASSIGN_OR_RETURN(s->tokenizer_, Tokenizer::FromFile((dir / "tokenizer.json").string()));
   }
   s->default_sampling_ = ReadGenerationDefaults(dir / "generation_config.json");
-  s->backend_ = std::make_unique<CpuBackend>(options.threads);
+  const int num_stages = options.pipeline ? options.pipeline->size() : 1;
+  const int stage_index = options.pipeline ? options.pipeline->rank() : 0;
+  if (options.device == Device::kCuda && num_stages > 1) {
+    return Status::Unimplemented("a pipeline of " + std::to_string(num_stages) +
+                                 " stages on CUDA needs the NCCL transport, which is not built yet; run pipelines "
+                                 "with --device cpu");
+  }
+  if (!(options.gpu_memory_fraction > 0 && options.gpu_memory_fraction <= 1)) {
+    return Status::InvalidArgument("gpu_memory_fraction must be in (0, 1] (got " +
+                                   std::to_string(options.gpu_memory_fraction) + ")");
+  }
+  BATON_ASSIGN_OR_RETURN(s->backend_, MakeBackend(options));
+  BATON_ASSIGN_OR_RETURN(auto ranges, PartitionLayers(s->config_, num_stages, options.layers_per_stage));
+  StageOptions stage_options;
+  stage_options.range = ranges[stage_index];
+  stage_options.block_size = options.block_size;
+  stage_options.show_progress = options.show_progress && stage_index == 0;
 
   KvCacheShape probe;
   probe.num_kv_heads = s->config_.num_kv_heads;
   probe.head_dim = s->config_.head_dim;
-  const size_t per_block = probe.BytesPerTokenPerLayer(s->backend_->compute_dtype()) *
-                           static_cast<size_t>(s->config_.num_layers) * static_cast<size_t>(options.block_size);
-  const int num_blocks = static_cast<int>(std::min<size_t>(options.kv_cache_bytes / per_block, 1 << 24));
-  if (num_blocks < 1) {
-    return Status::InvalidArgument("KV cache of " + std::to_string(options.kv_cache_bytes) +
-                                   " bytes holds no block (one block needs " + std::to_string(per_block) + ")");
+  probe.block_size = options.block_size;
+  if (options.kv_cache_bytes == 0 && options.device == Device::kCuda) {
+    probe.num_layers = stage_options.range.last_layer - stage_options.range.first_layer;
+    Backend* backend = s->backend_.get();
+    const double fraction = options.gpu_memory_fraction;
+    stage_options.kv_blocks_after_weights = [backend, probe, fraction] {
+      return KvBlocksFromDeviceMemory(*backend, probe, fraction);
+    };
+  } else {
+    // Every stage sizes its cache to the same number of blocks (the block
+    // ids are shared); kv_cache_bytes is the capacity of the whole model's cache.
+    const size_t kv_bytes = options.kv_cache_bytes > 0 ? options.kv_cache_bytes : kDefaultCpuKvCacheBytes;
+    const size_t per_block = probe.BytesPerTokenPerLayer(s->backend_->compute_dtype()) *
+                             static_cast<size_t>(s->config_.num_layers) * static_cast<size_t>(options.block_size);
+    stage_options.num_kv_blocks = static_cast<int>(std::min<size_t>(kv_bytes / per_block, 1 << 24));
+    if (stage_options.num_kv_blocks < 1) {
+      return Status::InvalidArgument("KV cache of " + std::to_string(kv_bytes) + " bytes holds no block (one block needs " +
+                                     std::to_string(per_block) + ")");
+    }
   }
-  // Every stage sizes its cache to the same number of blocks (the block ids
-  // are shared); kv_cache_bytes is the capacity of the whole model's cache.
-  const int num_stages = options.pipeline ? options.pipeline->size() : 1;
-  const int stage_index = options.pipeline ? options.pipeline->rank() : 0;
-  BATON_ASSIGN_OR_RETURN(auto ranges, PartitionLayers(s->config_, num_stages, options.layers_per_stage));
-  StageOptions stage_options;
-  stage_options.range = ranges[stage_index];
-  stage_options.num_kv_blocks = num_blocks;
-  stage_options.block_size = options.block_size;
-  stage_options.show_progress = options.show_progress && stage_index == 0;
   BATON_ASSIGN_OR_RETURN(s->stage_, Stage::Load(options.model_dir, s->config_, stage_options, *s->backend_));
   if (options.trace) s->trace_ = std::make_unique<PipelineTrace>();
   if (num_stages == 1) {
@@ -75,7 +140,7 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
     s->runner_ = std::make_unique<PipelineRunner>(*s->stage_, *options.pipeline, s->trace_.get());
   }
   s->pipeline_ = options.pipeline;
-  s->blocks_ = std::make_unique<KvBlockManager>(num_blocks, options.block_size);
+  s->blocks_ = std::make_unique<KvBlockManager>(s->stage_->num_kv_blocks(), options.block_size);
   return s;
 }
 

@@ -24,9 +24,22 @@
 
 namespace baton {
 
+inline constexpr size_t kDefaultCpuKvCacheBytes = size_t{512} << 20;
+
 struct SessionOptions {
   std::string model_dir;
-  size_t kv_cache_bytes = size_t{512} << 20;  // capacity of the paged KV cache
+  // Where the model runs. On kCuda the weights, activations and KV cache
+  // live on GPU `gpu_index` (a rank's local rank) in `dtype`; logits come
+  // back to the host for sampling. The CPU computes in F32 only.
+  Device device = Device::kCpu;
+  DType dtype = DType::kF32;  // CUDA: BF16, F16, or F32 (parity mode, no TF32)
+  int gpu_index = 0;
+  // Capacity of the paged KV cache (all stages together). 0: sized from
+  // the GPU's memory once the weights are loaded (the cache fills what
+  // the weights leave of `gpu_memory_fraction` of the card); on the CPU,
+  // 0 means kDefaultCpuKvCacheBytes.
+  size_t kv_cache_bytes = size_t{512} << 20;
+  double gpu_memory_fraction = 0.9;
   int block_size = KvBlockManager::kDefaultBlockSize;
   int threads = 0;  // CPU threads for BLAS/OpenMP; 0 = library default
   bool show_progress = false;
@@ -51,6 +64,7 @@ class ModelSession {
   // Rank 0 only: generation goes through this.
   ModelRunner& runner() { return *runner_; }
   KvBlockManager& blocks() { return *blocks_; }
+  Backend& backend() { return *backend_; }
   bool is_coordinator() const { return runner_ != nullptr; }
   int num_stages() const { return pipeline_ ? pipeline_->size() : 1; }
   // Ranks other than 0: serve pipeline steps until the coordinator stops.

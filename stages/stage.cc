@@ -53,7 +53,8 @@ StatusOr<std::unique_ptr<Stage>> Stage::Load(const std::string& model_dir, const
                                              const StageOptions& options, Backend& backend) {
   StageRange range = options.range;
   if (range.last_layer == 0) range.last_layer = config.num_layers;
-  if (options.num_kv_blocks <= 0 || options.block_size <= 0) {
+  const bool sized_later = options.num_kv_blocks == 0 && options.kv_blocks_after_weights;
+  if ((options.num_kv_blocks <= 0 && !sized_later) || options.block_size <= 0) {
     return Status::InvalidArgument("KV cache needs a positive number of blocks and block size (got " +
                                    std::to_string(options.num_kv_blocks) + " x " + std::to_string(options.block_size) +
                                    ")");
@@ -64,6 +65,9 @@ StatusOr<std::unique_ptr<Stage>> Stage::Load(const std::string& model_dir, const
   KvCacheShape shape;
   shape.num_layers = range.last_layer - range.first_layer;
   shape.num_blocks = options.num_kv_blocks;
+  if (sized_later) {
+    BATON_ASSIGN_OR_RETURN(shape.num_blocks, options.kv_blocks_after_weights());
+  }
   shape.block_size = options.block_size;
   shape.num_kv_heads = config.num_kv_heads;
   shape.head_dim = config.head_dim;

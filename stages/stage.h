@@ -8,6 +8,7 @@
 // Thread-compatible: one thread drives a Stage.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -21,6 +22,9 @@ namespace baton {
 struct StageOptions {
   StageRange range;       // last_layer == 0 means "through the last layer"
   int num_kv_blocks = 0;  // KV cache capacity, in blocks
+  // With num_kv_blocks == 0: called once the weights are resident, to pick
+  // the capacity from the memory they left (a GPU's cache is sized so).
+  std::function<StatusOr<int>()> kv_blocks_after_weights;
   int block_size = KvBlockManager::kDefaultBlockSize;
   bool show_progress = false;  // a progress line on stderr while weights load
 };
@@ -38,6 +42,7 @@ class Stage {
   bool is_last() const { return weights_.range.has_head(config_); }
   size_t weight_bytes() const { return weights_.bytes; }
   size_t kv_cache_bytes() const { return cache_.bytes(); }
+  int num_kv_blocks() const { return cache_.shape().num_blocks; }
   Backend& backend() { return backend_; }
 
   // First stage: hidden states [N, hidden] of the plan's tokens.

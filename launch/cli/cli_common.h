@@ -19,7 +19,10 @@ using CommandRun = std::function<Status()>;
 struct ModelFlags {
   std::string model_dir = BATON_BUNDLED_MODEL;
   int threads = 0;
-  double kv_cache_mb = 512;
+  std::string device;  // "cpu" or "cuda"; empty: cuda when a GPU is visible
+  std::string dtype;   // "bf16", "f16" or "f32"; empty: bf16 on cuda, f32 on cpu
+  double kv_cache_mb = 0;  // 0: 512 MiB on cpu, sized from free GPU memory on cuda
+  double gpu_memory_fraction = 0.9;
   int stages = 0;                // 0: one stage per rank
   std::string layers_per_stage;  // "6,10": overrides the balanced split
   std::string trace_path;        // --trace (generate only)
@@ -35,6 +38,8 @@ class RankContext {
   Communicator* pipeline() { return world_.get(); }  // null for one rank
   int rank() const { return world_ ? world_->rank() : 0; }
   int size() const { return world_ ? world_->size() : 1; }
+  // Rank among this node's ranks: the GPU it uses.
+  int local_rank() const { return env_ ? env_->local_rank() : 0; }
   // A failure on one rank of several ends the whole job (every rank exits
   // non-zero, none waits for a peer that is gone); on one rank it is
   // simply returned.

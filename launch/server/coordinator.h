@@ -18,7 +18,7 @@ namespace baton::server {
 struct ServerOptions {
   std::string host = "0.0.0.0";
   int port = 50051;          // 0: pick a free port (printed)
-  int metrics_port = 9090;   // 0: pick a free port; -1: no metrics
+  int metrics_port = 9464;   // 0: pick a free port; -1: no metrics
   double drain_timeout_s = 30;
   int warmup_requests = 2;
   int max_message_bytes = 4 << 20;

@@ -92,8 +92,8 @@ class KvBlockManager {
     bool hashed = false;   // `hash` is this block's key (it is full and written)
     bool indexed = false;  // index_[hash] is this block
     uint64_t hash = 0;
-    uint64_t parent = 0;            // key of the block before it (when indexed)
-    std::vector<int32_t> tokens;    // its tokens (when indexed): rules out hash collisions
+    uint64_t parent = 0;               // key of the block before it (when indexed)
+    std::vector<int32_t> tokens;       // its tokens (when indexed): rules out hash collisions
     std::list<int32_t>::iterator lru;  // valid when indexed and refs == 0
   };
 
@@ -107,8 +107,8 @@ class KvBlockManager {
   int num_blocks_;
   int block_size_;
   std::vector<Block> blocks_;
-  std::vector<int32_t> free_;  // a stack: recently freed blocks are reused first (warm in cache)
-  std::list<int32_t> lru_;     // cached, unreferenced: front = least recently released
+  std::vector<int32_t> free_;                    // a stack: recently freed blocks are reused first (warm in cache)
+  std::list<int32_t> lru_;                       // cached, unreferenced: front = least recently released
   std::unordered_map<uint64_t, int32_t> index_;  // key -> published block
   int64_t prefix_queries_ = 0;
   int64_t prefix_hits_ = 0;

@@ -1,5 +1,6 @@
 #include "runtime/model/model_weights.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/model/weight_names.h"
@@ -23,12 +24,13 @@ Tensor Transpose2D(const Tensor& t) {
   return out;
 }
 
+// Parts of one dtype (any), stacked along dimension 0 on the host.
 Tensor ConcatRows(const std::vector<Tensor>& parts) {
   int64_t rows = 0;
   for (const Tensor& p : parts) rows += p.dim(0);
   Shape shape = parts[0].shape();
   shape[0] = rows;
-  Tensor out = Tensor::Empty(shape, DType::kF32);
+  Tensor out = Tensor::Empty(shape, parts[0].dtype());
   char* dst = static_cast<char*>(out.raw());
   for (const Tensor& p : parts) {
     std::memcpy(dst, p.raw(), p.nbytes());
@@ -37,8 +39,11 @@ Tensor ConcatRows(const std::vector<Tensor>& parts) {
   return out;
 }
 
-// Reads tensors from the checkpoint in float32, reshapes them into Baton's
-// layout and hands them to the backend, counting bytes for the progress line.
+// Reads tensors from the checkpoint, reshapes them into Baton's layout and
+// hands them to the backend, counting bytes for the progress line. Tensors
+// that need no transpose go to the backend in their stored dtype, straight
+// from the mapped file: the backend converts (a bf16 checkpoint reaches a
+// bf16 GPU as its own bytes, with no float32 copy on the host).
 class WeightLoader {
  public:
   WeightLoader(const Checkpoint& ckpt, const ModelConfig& config, Backend& backend, const LoadProgress& progress)
@@ -52,9 +57,18 @@ class WeightLoader {
     return t;
   }
 
+  // The tensor as stored (a view of the file) when it has the expected
+  // shape and a float dtype; otherwise GetF32's error.
+  StatusOr<Tensor> Stored(const std::string& name, const Shape& shape) {
+    BATON_ASSIGN_OR_RETURN(Tensor t, ckpt_.Get(name));
+    if (t.shape() != shape || !IsFloatDType(t.dtype())) return Host(name, shape);
+    Count(name);
+    return t;
+  }
+
   // A linear weight as [out, in], whatever the checkpoint's orientation.
   StatusOr<Tensor> HostLinear(const std::string& name, int64_t out, int64_t in) {
-    if (!StoresWeightsInOut(config_)) return Host(name, {out, in});
+    if (!StoresWeightsInOut(config_)) return Stored(name, {out, in});
     BATON_ASSIGN_OR_RETURN(Tensor t, Host(name, {in, out}));
     return Transpose2D(t);
   }
@@ -66,7 +80,7 @@ class WeightLoader {
   }
 
   StatusOr<Tensor> Load(const std::string& name, const Shape& shape) {
-    BATON_ASSIGN_OR_RETURN(Tensor t, Host(name, shape));
+    BATON_ASSIGN_OR_RETURN(Tensor t, Stored(name, shape));
     return Device(t);
   }
   StatusOr<Tensor> LoadLinear(const std::string& name, int64_t out, int64_t in) {
@@ -81,9 +95,14 @@ class WeightLoader {
         BATON_ASSIGN_OR_RETURN(Tensor t, HostLinear(name, shape[0], shape[1]));
         host.push_back(t);
       } else {
-        BATON_ASSIGN_OR_RETURN(Tensor t, Host(name, shape));
+        BATON_ASSIGN_OR_RETURN(Tensor t, Stored(name, shape));
         host.push_back(t);
       }
+    }
+    const bool one_dtype = std::all_of(host.begin(), host.end(),
+                                       [&](const Tensor& t) { return t.dtype() == host[0].dtype(); });
+    if (!one_dtype) {  // parts stored in different dtypes meet in float32
+      for (Tensor& t : host) t = t.ToF32();
     }
     return Device(ConcatRows(host));
   }

@@ -102,11 +102,12 @@ StatusOr<Engine::RequestId> Engine::Submit(GenerationRequest request, RequestSin
   const auto accepted = Scheduler::Clock::now();
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!impl_->failure.ok()) return Status::Unavailable("engine failed: " + impl_->failure.ToString());
-  if (impl_->stopping || !impl_->admitting) return Status::Unavailable("server is shutting down: not accepting requests");
+  if (impl_->stopping || !impl_->admitting)
+    return Status::Unavailable("server is shutting down: not accepting requests");
   const size_t waiting = static_cast<size_t>(impl_->stats.waiting) + impl_->inbox.size();
   if (waiting >= static_cast<size_t>(std::max(options_.max_waiting, 0))) {
-    return Status::ResourceExhausted("request queue full: " + std::to_string(waiting) + " requests waiting (max_waiting " +
-                                     std::to_string(options_.max_waiting) + ")");
+    return Status::ResourceExhausted("request queue full: " + std::to_string(waiting) +
+                                     " requests waiting (max_waiting " + std::to_string(options_.max_waiting) + ")");
   }
   const RequestId id = impl_->next_id++;
   impl_->inbox.push_back({id, std::move(request), std::move(sink), accepted});

@@ -35,16 +35,16 @@
 namespace baton {
 
 struct EngineOptions {
-  int micro_batches = 0;         // steps in flight; 0 = runner.preferred_in_flight()
-  int max_batch_tokens = 2048;   // tokens per step (decode + prefill chunks)
-  int max_waiting = 1024;        // queued requests beyond this: ResourceExhausted
+  int micro_batches = 0;        // steps in flight; 0 = runner.preferred_in_flight()
+  int max_batch_tokens = 2048;  // tokens per step (decode + prefill chunks)
+  int max_waiting = 1024;       // queued requests beyond this: ResourceExhausted
   bool prefix_caching = true;
 };
 
 struct EngineStats {
-  int running = 0;  // admitted, not finished
-  int waiting = 0;  // queued or preempted
-  double kv_usage = 0;  // blocks held by sequences / all blocks (cached-but-free blocks excluded)
+  int running = 0;             // admitted, not finished
+  int waiting = 0;             // queued or preempted
+  double kv_usage = 0;         // blocks held by sequences / all blocks (cached-but-free blocks excluded)
   int64_t prefix_queries = 0;  // prompt blocks looked up in the prefix cache
   int64_t prefix_hits = 0;     // of which were found
   int64_t preemptions = 0;
@@ -86,7 +86,7 @@ class Engine {
   // Ends Run() at the next iteration; requests not finished end with
   // kError (Unavailable: "server stopping").
   void Stop();
-  bool Idle() const;  // nothing queued or running
+  bool Idle() const;          // nothing queued or running
   EngineStats Stats() const;  // a consistent snapshot, from any thread
   // As given, with micro_batches resolved (never 0).
   const EngineOptions& options() const { return options_; }

@@ -12,7 +12,11 @@ double Seconds(Sequence::Clock::duration d) { return std::chrono::duration<doubl
 
 Sequence::Sequence(uint64_t id_in, GenerationRequest request_in, RequestSink sink, const Tokenizer* tokenizer,
                    Clock::time_point accepted_in)
-    : id(id_in), request(std::move(request_in)), accepted(accepted_in), tokens(request.prompt_ids), sink_(std::move(sink)) {
+    : id(id_in),
+      request(std::move(request_in)),
+      accepted(accepted_in),
+      tokens(request.prompt_ids),
+      sink_(std::move(sink)) {
   if (tokenizer) {
     decoder_.emplace(*tokenizer);
     stop_.emplace(request.stop);

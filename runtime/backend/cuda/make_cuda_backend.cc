@@ -1,6 +1,7 @@
 #include "runtime/backend/cuda/make_cuda_backend.h"
 
 #include "runtime/backend/cuda/cuda_backend.h"
+#include "runtime/backend/cuda/cuda_check.h"
 #include "runtime/backend/cuda/device_info.h"
 
 namespace baton {
@@ -17,5 +18,20 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(DType compute_dtype, int devi
 }
 
 bool CudaBackendCompiledIn() { return true; }
+
+int CudaDeviceCount() { return cuda::VisibleDeviceCount(); }
+
+StatusOr<DeviceMemory> CudaDeviceMemory(Backend& backend) {
+  auto* gpu = dynamic_cast<CudaBackend*>(&backend);
+  if (gpu == nullptr) return Status::InvalidArgument(std::string("backend '") + backend.name() + "' is not CUDA");
+  BATON_RETURN_IF_ERROR(gpu->Synchronize());  // blocks still read by queued work stay cached until it is done
+  gpu->allocator().EmptyCache();
+  DeviceMemory m;
+  BATON_CUDA_CHECK(cudaSetDevice(gpu->device_index()));
+  BATON_CUDA_CHECK(cudaMemGetInfo(&m.free_bytes, &m.total_bytes));
+  return m;
+}
+
+size_t CudaAllocationBytes(size_t bytes) { return cuda::DeviceAllocator::RoundSize(bytes); }
 
 }  // namespace baton

@@ -20,4 +20,21 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(DType compute_dtype, int devi
 // True when this build has the CUDA backend compiled in.
 bool CudaBackendCompiledIn();
 
+// GPUs this process sees: 0 without CUDA, a driver or a device (never fails).
+int CudaDeviceCount();
+
+// Device memory as a backend made by MakeCudaBackend sees it, for sizing
+// the KV cache after the weights are loaded. Cached, unused blocks of the
+// backend's allocator are handed back to the driver first, so `free_bytes`
+// counts them. InvalidArgument for a backend that is not CUDA.
+struct DeviceMemory {
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+};
+StatusOr<DeviceMemory> CudaDeviceMemory(Backend& backend);
+
+// What an allocation of `bytes` really takes on the GPU (the allocator
+// rounds sizes up to size classes); `bytes` itself without CUDA.
+size_t CudaAllocationBytes(size_t bytes);
+
 }  // namespace baton

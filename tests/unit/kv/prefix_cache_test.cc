@@ -144,6 +144,22 @@ TEST(PrefixCache, ADuplicateStaysPrivateAndIsFreedOnRelease) {
   EXPECT_EQ(m.MatchPrefix(x, 100, hit), 0);
 }
 
+TEST(PrefixCache, ProbeSaysWhatWouldMatchWithoutTakingOrCounting) {
+  KvBlockManager m(8, 2);
+  const auto x = Iota(6);
+  BlockTable a = Computed(m, x);  // 3 blocks, referenced
+  m.Release(a);                   // now all 3 unreferenced, cached
+  BlockTable held;
+  EXPECT_EQ(m.MatchPrefix(x, 2, held), 2);  // hold the first block
+  const int64_t queries = m.prefix_queries();
+  const auto probe = m.ProbePrefix(x, 5);  // 2 whole blocks within 5 tokens
+  EXPECT_EQ(probe.tokens, 4);
+  EXPECT_EQ(probe.unreferenced_blocks, 1);  // the second; the first is held
+  EXPECT_EQ(m.prefix_queries(), queries);
+  EXPECT_EQ(m.num_used_blocks(), 1);
+  m.Release(held);
+}
+
 TEST(PrefixCache, PublishingIsIdempotentAndFollowsGrowth) {
   KvBlockManager m(8, 2);
   auto x = Iota(3);

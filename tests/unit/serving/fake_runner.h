@@ -70,7 +70,8 @@ class FakeRunner final : public ModelRunner {
       const SequenceStep& s = plan.seqs[i];
       const int first = s.context_len - s.num_new_tokens;
       for (int k = 0; k < s.num_new_tokens; ++k) Slot(s.block_table, first + k) = plan.token_ids[offset + k];
-      if (s.has_sampling) samplers_[s.seq_id] = Entry{s.sampling, s.logprobs, static_cast<uint64_t>(s.sampler_draws_done), {}};
+      if (s.has_sampling)
+        samplers_[s.seq_id] = Entry{s.sampling, s.logprobs, static_cast<uint64_t>(s.sampler_draws_done), {}};
       auto it = samplers_.find(s.seq_id);
       EXPECT_NE(it, samplers_.end()) << "no sampler for seq " << s.seq_id;
       if (it == samplers_.end()) return Status::Internal("no sampler");
@@ -83,8 +84,9 @@ class FakeRunner final : public ModelRunner {
       // The sampler has seen the context's tail (all of it, unless the
       // sequence started from cached blocks, which only penalty-free
       // requests may).
-      EXPECT_TRUE(e.history.size() <= context.size() &&
-                  std::equal(e.history.begin(), e.history.end(), context.end() - static_cast<int64_t>(e.history.size())))
+      EXPECT_TRUE(
+          e.history.size() <= context.size() &&
+          std::equal(e.history.begin(), e.history.end(), context.end() - static_cast<int64_t>(e.history.size())))
           << "seq " << s.seq_id << ": history is not the tail of the cached context";
       if (e.params.repetition_penalty != 1.0f) {
         EXPECT_EQ(e.history, context) << "seq " << s.seq_id;

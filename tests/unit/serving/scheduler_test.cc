@@ -266,7 +266,8 @@ TEST(Scheduler, LogprobsReachOnlyTheRequestThatAskedForThem) {
   h.RunToEnd();
   const Stream& a = h.streams[1];
   ASSERT_EQ(a.logprobs.size(), 4u);
-  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(a.logprobs[i].logprob, -static_cast<float>(a.streamed[i]));  // the fake's marker
+  for (size_t i = 0; i < 4; ++i)
+    EXPECT_EQ(a.logprobs[i].logprob, -static_cast<float>(a.streamed[i]));  // the fake's marker
   EXPECT_TRUE(h.streams[2].logprobs.empty());
 }
 

@@ -76,12 +76,32 @@ std::vector<GenerationRequest> MixedRequests(const nlohmann::json& ref) {
     SamplingParams& s = r.sampling;
     s.seed = static_cast<uint64_t>(1000 + i);
     switch (i % 6) {
-      case 0: s.temperature = 0.9f, s.top_k = 40; break;
-      case 1: s.temperature = 0.7f, s.top_p = 0.9f; break;
-      case 2: s.temperature = 1.2f, s.min_p = 0.05f; break;
-      case 3: s.temperature = 0.0f, s.repetition_penalty = 1.3f; break;
-      case 4: s.temperature = 0.8f, s.top_k = 20, s.repetition_penalty = 1.2f, r.logprobs = 3; break;
-      case 5: s.temperature = 0.0f, r.logprobs = 5; break;
+      case 0:
+        s.temperature = 0.9f;
+        s.top_k = 40;
+        break;
+      case 1:
+        s.temperature = 0.7f;
+        s.top_p = 0.9f;
+        break;
+      case 2:
+        s.temperature = 1.2f;
+        s.min_p = 0.05f;
+        break;
+      case 3:
+        s.temperature = 0.0f;
+        s.repetition_penalty = 1.3f;
+        break;
+      case 4:
+        s.temperature = 0.8f;
+        s.top_k = 20;
+        s.repetition_penalty = 1.2f;
+        r.logprobs = 3;
+        break;
+      case 5:
+        s.temperature = 0.0f;
+        r.logprobs = 5;
+        break;
     }
     if (i >= 6) r.stop = {"the"};
     requests.push_back(r);

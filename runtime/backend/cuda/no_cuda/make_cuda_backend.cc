@@ -9,4 +9,12 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(DType, int) {
 
 bool CudaBackendCompiledIn() { return false; }
 
+int CudaDeviceCount() { return 0; }
+
+StatusOr<DeviceMemory> CudaDeviceMemory(Backend& backend) {
+  return Status::InvalidArgument(std::string("backend '") + backend.name() + "' is not CUDA (built without CUDA)");
+}
+
+size_t CudaAllocationBytes(size_t bytes) { return bytes; }
+
 }  // namespace baton
