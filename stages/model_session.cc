@@ -1,11 +1,14 @@
 #include "stages/model_session.h"
 
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "runtime/backend/cpu/cpu_backend.h"
 #include "runtime/backend/cuda/make_cuda_backend.h"
+#include "runtime/comm/nccl_factory.h"
 #include "stages/local_runner.h"
 #include "stages/pipeline_runner.h"
 #include "stages/stage_partition.h"
@@ -81,6 +84,15 @@ StatusOr<int> KvBlocksFromDeviceMemory(Backend& backend, const KvCacheShape& per
   return static_cast<int>(lo);
 }
 
+// The NCCL communicator's waits: BATON_COMM_TIMEOUT_S when set, else the
+// CLI's pipeline default (5 minutes), since a stage waits for its hidden
+// states through whole prefills of the stages before it.
+StatusOr<CommOptions> NcclOptions(const Communicator& pipeline) {
+  BATON_ASSIGN_OR_RETURN(CommOptions options, CommOptionsFromEnv(pipeline.name() + "-nccl"));
+  if (std::getenv(kCommTimeoutEnv) == nullptr) options.timeout = std::chrono::minutes(5);
+  return options;
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions& options) {
@@ -93,16 +105,19 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
   s->default_sampling_ = ReadGenerationDefaults(dir / "generation_config.json");
   const int num_stages = options.pipeline ? options.pipeline->size() : 1;
   const int stage_index = options.pipeline ? options.pipeline->rank() : 0;
-  if (options.device == Device::kCuda && num_stages > 1) {
-    return Status::Unimplemented("a pipeline of " + std::to_string(num_stages) +
-                                 " stages on CUDA needs the NCCL transport, which is not built yet; run pipelines "
-                                 "with --device cpu");
-  }
   if (!(options.gpu_memory_fraction > 0 && options.gpu_memory_fraction <= 1)) {
     return Status::InvalidArgument("gpu_memory_fraction must be in (0, 1] (got " +
                                    std::to_string(options.gpu_memory_fraction) + ")");
   }
   BATON_ASSIGN_OR_RETURN(s->backend_, MakeBackend(options));
+  if (options.device == Device::kCuda && num_stages > 1) {
+    // Hidden states go GPU to GPU over NCCL; plans and tokens stay on the
+    // MPI pipeline communicator. Made before the weights load so that every
+    // rank joins at about the same moment.
+    BATON_ASSIGN_OR_RETURN(CommOptions comm_options, NcclOptions(*options.pipeline));
+    BATON_ASSIGN_OR_RETURN(s->activations_,
+                           MakeNcclCommunicator(*options.pipeline, *s->backend_, std::move(comm_options)));
+  }
   BATON_ASSIGN_OR_RETURN(auto ranges, PartitionLayers(s->config_, num_stages, options.layers_per_stage));
   StageOptions stage_options;
   stage_options.range = ranges[stage_index];
@@ -128,8 +143,8 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
                              static_cast<size_t>(s->config_.num_layers) * static_cast<size_t>(options.block_size);
     stage_options.num_kv_blocks = static_cast<int>(std::min<size_t>(kv_bytes / per_block, 1 << 24));
     if (stage_options.num_kv_blocks < 1) {
-      return Status::InvalidArgument("KV cache of " + std::to_string(kv_bytes) + " bytes holds no block (one block needs " +
-                                     std::to_string(per_block) + ")");
+      return Status::InvalidArgument("KV cache of " + std::to_string(kv_bytes) +
+                                     " bytes holds no block (one block needs " + std::to_string(per_block) + ")");
     }
   }
   BATON_ASSIGN_OR_RETURN(s->stage_, Stage::Load(options.model_dir, s->config_, stage_options, *s->backend_));
@@ -137,7 +152,8 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
   if (num_stages == 1) {
     s->runner_ = std::make_unique<LocalRunner>(*s->stage_, s->trace_.get());
   } else if (stage_index == 0) {
-    s->runner_ = std::make_unique<PipelineRunner>(*s->stage_, *options.pipeline, s->trace_.get());
+    s->runner_ =
+        std::make_unique<PipelineRunner>(*s->stage_, *options.pipeline, s->trace_.get(), s->activations_.get());
   }
   s->pipeline_ = options.pipeline;
   s->blocks_ = std::make_unique<KvBlockManager>(s->stage_->num_kv_blocks(), options.block_size);
@@ -148,7 +164,7 @@ ModelSession::~ModelSession() { (void)Shutdown(); }
 
 Status ModelSession::RunWorker() {
   if (is_coordinator()) return Status::FailedPrecondition("rank 0 coordinates; it does not run a worker loop");
-  return RunPipelineWorker(*stage_, *pipeline_, trace_.get());
+  return RunPipelineWorker(*stage_, *pipeline_, trace_.get(), activations_.get());
 }
 
 StatusOr<PipelineUtilization> ModelSession::WriteTrace(const std::string& path, int micro_batches) {

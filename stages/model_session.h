@@ -6,7 +6,10 @@
 // Without a pipeline communicator (or with one of size 1) the stage holds
 // the whole model. With P ranks each rank loads only its own stage (a
 // balanced contiguous layer range); rank 0 is the coordinator that drives
-// generation through a PipelineRunner, the others call RunWorker().
+// generation through a PipelineRunner, the others call RunWorker(). On
+// CUDA a pipeline moves hidden states GPU to GPU over a NCCL communicator
+// the session makes from the pipeline one (so every rank opens its session
+// at about the same time, and `pipeline` must move host memory: MPI).
 #pragma once
 
 #include <memory>
@@ -85,6 +88,9 @@ class ModelSession {
   SamplingParams default_sampling_;
   std::unique_ptr<Backend> backend_;
   Communicator* pipeline_ = nullptr;
+  // CUDA pipelines: hidden states over NCCL. Declared after backend_ so it
+  // is destroyed first (it waits on the backend's stream).
+  std::unique_ptr<Communicator> activations_;
   std::unique_ptr<PipelineTrace> trace_;
   std::unique_ptr<Stage> stage_;
   std::unique_ptr<ModelRunner> runner_;

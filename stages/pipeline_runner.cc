@@ -6,8 +6,12 @@
 
 namespace baton {
 
-PipelineRunner::PipelineRunner(Stage& first_stage, Communicator& pipeline, PipelineTrace* trace)
-    : stage_(first_stage), pipeline_(pipeline), trace_(trace) {}
+PipelineRunner::PipelineRunner(Stage& first_stage, Communicator& pipeline, PipelineTrace* trace,
+                               Communicator* activations)
+    : stage_(first_stage),
+      pipeline_(pipeline),
+      activations_(activations != nullptr ? *activations : pipeline),
+      trace_(trace) {}
 
 PipelineRunner::~PipelineRunner() {
   if (!shut_down_) (void)Shutdown();
@@ -16,9 +20,9 @@ PipelineRunner::~PipelineRunner() {
 Status PipelineRunner::ReapSends(bool wait_all) {
   while (!sends_.empty()) {
     if (wait_all) {
-      BATON_RETURN_IF_ERROR(pipeline_.Wait(sends_.front().request));
+      BATON_RETURN_IF_ERROR(activations_.Wait(sends_.front().request));
     } else {
-      BATON_ASSIGN_OR_RETURN(bool done, pipeline_.Test(sends_.front().request));
+      BATON_ASSIGN_OR_RETURN(bool done, activations_.Test(sends_.front().request));
       if (!done) break;
     }
     sends_.pop_front();
@@ -38,7 +42,7 @@ Status PipelineRunner::Submit(const StepPlan& plan) {
   }
   PipelineTrace::Scope span(trace_, "send", plan.micro_batch);
   BATON_RETURN_IF_ERROR(pipeline_.SendBytes(EncodeStepPlan(plan), 1, kPlanTag));
-  BATON_ASSIGN_OR_RETURN(Request request, pipeline_.ISend(hidden.raw(), hidden.nbytes(), 1, kHiddenTag));
+  BATON_ASSIGN_OR_RETURN(Request request, activations_.ISend(hidden.raw(), hidden.nbytes(), 1, kHiddenTag));
   sends_.push_back(PendingSend{std::move(request), hidden});
   in_flight_.push_back(InFlight{plan.return_logits ? device.logit_rows.numel() : static_cast<int64_t>(plan.seqs.size()),
                                 plan.return_logits, plan.micro_batch});
@@ -72,11 +76,15 @@ Status PipelineRunner::Shutdown() {
   return pipeline_.SendBytes(EncodeStepPlan(StepPlan{}), 1, kPlanTag);
 }
 
-Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* trace) {
+Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* trace, Communicator* activations) {
+  Communicator& hidden_comm = activations != nullptr ? *activations : pipeline;
   const int prev = pipeline.rank() - 1, next = pipeline.rank() + 1;
   const bool last = next == pipeline.size();
   const int64_t hidden_size = stage.config().hidden_size;
-  Request send;                       // the previous micro-batch's send to the next rank
+  // The previous micro-batch's send (hidden states to the next rank on
+  // hidden_comm, or the answer to rank 0 on pipeline) and its communicator.
+  Request send;
+  Communicator* send_comm = &pipeline;
   Tensor send_buffer;                 // and its buffer, alive until that send completes
   std::vector<uint8_t> token_buffer;  // a sampled step's answer, alive until sent
   SamplerBank samplers;               // the last stage samples
@@ -85,11 +93,11 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
     BATON_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, pipeline.RecvBytes(prev, kPlanTag));
     BATON_ASSIGN_OR_RETURN(StepPlan plan, DecodeStepPlan(bytes));
     if (plan.seqs.empty()) {  // stop: pass it on and leave
-      BATON_RETURN_IF_ERROR(pipeline.Wait(send));
+      BATON_RETURN_IF_ERROR(send_comm->Wait(send));
       return last ? Status::Ok() : pipeline.SendBytes(bytes, next, kPlanTag);
     }
     Tensor hidden = stage.backend().Allocate({plan.num_tokens(), hidden_size}, stage.backend().compute_dtype());
-    BATON_RETURN_IF_ERROR(pipeline.Recv(hidden, prev, kHiddenTag));
+    BATON_RETURN_IF_ERROR(hidden_comm.Recv(hidden, prev, kHiddenTag));
     if (trace) trace->Add("recv", plan.micro_batch, recv_start);
     DeviceStepPlan device = UploadStepPlan(plan, stage.backend());
     StepOutput out;
@@ -101,7 +109,8 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
       }
     }
     PipelineTrace::Scope span(trace, "send", plan.micro_batch);
-    BATON_RETURN_IF_ERROR(pipeline.Wait(send));
+    BATON_RETURN_IF_ERROR(send_comm->Wait(send));
+    send_comm = last ? &pipeline : &hidden_comm;
     if (last && plan.return_logits) {
       send_buffer = out.logits;
       BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(send_buffer.raw(), send_buffer.nbytes(), 0, kLogitsTag));
@@ -113,7 +122,7 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
     } else {
       BATON_RETURN_IF_ERROR(pipeline.SendBytes(bytes, next, kPlanTag));
       send_buffer = hidden;
-      BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(send_buffer.raw(), send_buffer.nbytes(), next, kHiddenTag));
+      BATON_ASSIGN_OR_RETURN(send, hidden_comm.ISend(send_buffer.raw(), send_buffer.nbytes(), next, kHiddenTag));
     }
   }
 }

@@ -8,6 +8,14 @@
 // works on micro-batch k stage 0 already works on k+1. RunPipelineWorker is
 // every other rank's loop. Messages between two ranks arrive in the order
 // they were sent, so steps come back in submission order.
+//
+// Two communicators over the same ranks: `pipeline` (host memory, MPI)
+// carries the plans, logits and sampled tokens; `activations` carries the
+// hidden states between stages and must move memory of the stage's
+// backend. On the CPU both are the same MPI communicator; on CUDA
+// `activations` is a NCCL one (nccl_factory.h), so hidden states go GPU to
+// GPU. A stage receives each plan (MPI) before its hidden states (NCCL),
+// and both arrive in send order, so the two streams never need matching.
 // Thread-compatible: one thread per rank drives these.
 #pragma once
 
@@ -29,9 +37,11 @@ inline constexpr int kLogitsTag = 102;
 class PipelineRunner final : public ModelRunner {
  public:
   // `first_stage` is this rank's stage 0; `pipeline` has the stages in rank
-  // order, this rank being 0.
+  // order, this rank being 0. `activations`, when not null, carries the
+  // hidden states instead of `pipeline` (same ranks; not owned).
   // `trace`, when not null, records this rank's spans.
-  PipelineRunner(Stage& first_stage, Communicator& pipeline, PipelineTrace* trace = nullptr);
+  PipelineRunner(Stage& first_stage, Communicator& pipeline, PipelineTrace* trace = nullptr,
+                 Communicator* activations = nullptr);
   ~PipelineRunner() override;
 
   const ModelConfig& config() const override { return stage_.config(); }
@@ -51,6 +61,7 @@ class PipelineRunner final : public ModelRunner {
 
   Stage& stage_;
   Communicator& pipeline_;
+  Communicator& activations_;  // pipeline_ unless a NCCL one was given
   PipelineTrace* trace_;
   struct InFlight {
     int64_t rows;  // logit rows (return_logits) or sequences (sampled tokens)
@@ -58,11 +69,13 @@ class PipelineRunner final : public ModelRunner {
     int32_t micro_batch;
   };
   std::deque<InFlight> in_flight_;  // logit rows of each submitted step
-  std::deque<PendingSend> sends_;
+  std::deque<PendingSend> sends_;   // hidden states, on activations_
   bool shut_down_ = false;
 };
 
 // Serves steps on a stage other than the first until rank 0 says stop.
-Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* trace = nullptr);
+// `activations` as for PipelineRunner.
+Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* trace = nullptr,
+                         Communicator* activations = nullptr);
 
 }  // namespace baton

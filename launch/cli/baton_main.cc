@@ -4,6 +4,8 @@
 
 #include "launch/cli/cli_common.h"
 
+namespace baton::cli { void RegisterFinetuneCommand(CLI::App& app, CommandRun& run); }  // finetune_command.cc
+
 int main(int argc, char** argv) {
   CLI::App app{"Baton: pipeline-parallel transformer runtime"};
   app.require_subcommand(1);
@@ -11,6 +13,7 @@ int main(int argc, char** argv) {
   baton::cli::RegisterGenerateCommand(app, run);
   baton::cli::RegisterLogitsCommand(app, run);
   baton::cli::RegisterMakeModelCommand(app, run);
+  baton::cli::RegisterFinetuneCommand(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -16,7 +16,8 @@ void AddModelFlags(CLI::App& cmd, ModelFlags& flags) {
   cmd.add_option("--threads", flags.threads, "CPU threads (0: all cores)");
   cmd.add_option("--device", flags.device, "cpu or cuda (default: cuda when a GPU is visible)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd.add_option("--dtype", flags.dtype, "Compute dtype: bf16, f16 or f32 (cuda only; default bf16 on cuda, f32 on cpu)")
+  cmd.add_option("--dtype", flags.dtype,
+                 "Compute dtype: bf16, f16 or f32 (cuda only; default bf16 on cuda, f32 on cpu)")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   cmd.add_option("--kv-cache-mb", flags.kv_cache_mb,
                  "KV cache capacity in MiB, all stages together (default: 512 on cpu; on cuda, what the weights "

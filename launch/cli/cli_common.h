@@ -19,8 +19,8 @@ using CommandRun = std::function<Status()>;
 struct ModelFlags {
   std::string model_dir = BATON_BUNDLED_MODEL;
   int threads = 0;
-  std::string device;  // "cpu" or "cuda"; empty: cuda when a GPU is visible
-  std::string dtype;   // "bf16", "f16" or "f32"; empty: bf16 on cuda, f32 on cpu
+  std::string device;      // "cpu" or "cuda"; empty: cuda when a GPU is visible
+  std::string dtype;       // "bf16", "f16" or "f32"; empty: bf16 on cuda, f32 on cpu
   double kv_cache_mb = 0;  // 0: 512 MiB on cpu, sized from free GPU memory on cuda
   double gpu_memory_fraction = 0.9;
   int stages = 0;                // 0: one stage per rank

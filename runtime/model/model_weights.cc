@@ -99,8 +99,8 @@ class WeightLoader {
         host.push_back(t);
       }
     }
-    const bool one_dtype = std::all_of(host.begin(), host.end(),
-                                       [&](const Tensor& t) { return t.dtype() == host[0].dtype(); });
+    const bool one_dtype =
+        std::all_of(host.begin(), host.end(), [&](const Tensor& t) { return t.dtype() == host[0].dtype(); });
     if (!one_dtype) {  // parts stored in different dtypes meet in float32
       for (Tensor& t : host) t = t.ToF32();
     }

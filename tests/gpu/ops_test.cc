@@ -69,7 +69,7 @@ TEST_P(CudaOps, LayerNormAndRmsNorm) {
   BATON_GPU_OR_SKIP(gpu, dtype);
   std::mt19937 rng(13);
   for (int64_t rows : {1, 17}) {
-    for (int64_t h : {64, 768, 4099}) {
+    for (int64_t h : {64, 768, 4096, 4099, 8192}) {  // 16-byte vector kernel up to 8192 (16-bit), scalar else
       // An offset mean checks that the variance is taken about the mean.
       Tensor x = RandomHost(rng, {rows, h}, dtype, 2.0f, 5.0f);
       Tensor w = RandomHost(rng, {h}, dtype, 0.5f, 1.5f);

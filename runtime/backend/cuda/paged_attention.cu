@@ -11,6 +11,9 @@ namespace {
 // One warp per (token, head, split); a block's warps take consecutive heads
 // of one token, so with GQA they read the same K/V rows (from L1).
 constexpr int kWarps = 4;
+constexpr int kVUnroll = 8;  // V rows loaded together (divides 32)
+// Keys per split at least: short contexts still spread over many SMs.
+constexpr int kMinKeysPerSplit = 32;
 
 struct Params {
   const void* qkv;
@@ -41,13 +44,25 @@ template <typename T, bool kVec>
 __device__ __forceinline__ float DotQK(const float* q, const T* k, int d) {
   float sum = 0;
   if constexpr (kVec) {
-    constexpr int kPer = 16 / sizeof(T);
+    // kChunk 16-byte loads issued together, then their FMAs: one memory
+    // latency per chunk rather than one per load.
+    constexpr int kPer = 16 / sizeof(T), kChunk = 8;
     const uint4* k4 = reinterpret_cast<const uint4*>(k);
-    for (int c = 0; c < d / kPer; ++c) {
-      const uint4 raw = __ldg(k4 + c);
-      const T* e = reinterpret_cast<const T*>(&raw);
+    const int n = d / kPer;
+    for (int c0 = 0; c0 < n; c0 += kChunk) {
+      uint4 raw[kChunk];
 #pragma unroll
-      for (int u = 0; u < kPer; ++u) sum += q[c * kPer + u] * ToF(e[u]);
+      for (int u = 0; u < kChunk; ++u) {
+        if (c0 + u < n) raw[u] = __ldg(k4 + c0 + u);
+      }
+#pragma unroll
+      for (int u = 0; u < kChunk; ++u) {
+        if (c0 + u < n) {
+          const T* e = reinterpret_cast<const T*>(&raw[u]);
+#pragma unroll
+          for (int v = 0; v < kPer; ++v) sum += q[(c0 + u) * kPer + v] * ToF(e[v]);
+        }
+      }
     }
   } else {
     for (int c = 0; c < d; ++c) sum += q[c] * ToF(k[c]);
@@ -128,13 +143,27 @@ __global__ void __launch_bounds__(kWarps * 32) PagedAttentionKernel(Params p) {
 #pragma unroll
     for (int i = 0; i < kE; ++i) acc[i] *= correction;
     const int valid = min(32, k_last - kb + 1);
-    for (int jj = 0; jj < valid; ++jj) {
-      const float pv = __shfl_sync(0xffffffffu, pj, jj);
-      const int64_t r = __shfl_sync(0xffffffffu, row, jj);
+    // kVUnroll keys at a time, all their V loads issued before any is used:
+    // the loads' latencies overlap instead of adding up key after key (a
+    // decode step is latency-bound here, not bandwidth-bound).
+    for (int j0 = 0; j0 < valid; j0 += kVUnroll) {
+      float pv[kVUnroll];
+      float v[kVUnroll][kE];
 #pragma unroll
-      for (int i = 0; i < kE; ++i) {
-        const int c = lane + 32 * i;
-        if (c < d) acc[i] += pv * ToF(v_cache[r + c]);
+      for (int u = 0; u < kVUnroll; ++u) {
+        const int jj = j0 + u;  // < 32: j0 is a multiple of kVUnroll, which divides 32
+        pv[u] = __shfl_sync(0xffffffffu, pj, jj);  // 0 past k_last
+        const int64_t r = __shfl_sync(0xffffffffu, row, jj);
+#pragma unroll
+        for (int i = 0; i < kE; ++i) {
+          const int c = lane + 32 * i;
+          v[u][i] = jj < valid && c < d ? ToF(v_cache[r + c]) : 0.0f;
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kVUnroll; ++u) {
+#pragma unroll
+        for (int i = 0; i < kE; ++i) acc[i] += pv[u] * v[u][i];
       }
     }
     m = m_new;
@@ -231,7 +260,7 @@ AttentionPlan PlanPagedAttention(int64_t num_tokens, const PagedAttentionBatch& 
   const int64_t blocks = num_tokens * ((shape.num_heads + kWarps - 1) / kWarps);
   const int64_t want = 4LL * std::max(multiprocessors, 1);
   int64_t splits = blocks >= want ? 1 : (want + blocks - 1) / std::max<int64_t>(blocks, 1);
-  splits = std::min<int64_t>({splits, (keys + 127) / 128, 64});
+  splits = std::min<int64_t>({splits, (keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit, 64});
   plan.num_splits = static_cast<int>(std::max<int64_t>(splits, 1));
   const int per = (keys + plan.num_splits - 1) / plan.num_splits;
   plan.keys_per_split = std::max(32, (per + 31) / 32 * 32);
