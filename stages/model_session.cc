@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <span>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -156,7 +157,14 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
         std::make_unique<PipelineRunner>(*s->stage_, *options.pipeline, s->trace_.get(), s->activations_.get());
   }
   s->pipeline_ = options.pipeline;
-  s->blocks_ = std::make_unique<KvBlockManager>(s->stage_->num_kv_blocks(), options.block_size);
+  int32_t kv_blocks = s->stage_->num_kv_blocks();
+  if (num_stages > 1 && stage_options.kv_blocks_after_weights) {
+    // Each GPU sized its cache from its own free memory, but block ids are
+    // shared by all stages: use only the blocks every stage has.
+    BATON_RETURN_IF_ERROR(options.pipeline->AllReduce(std::span<int32_t>(&kv_blocks, 1), ReduceOp::kMin)
+                              .WithContext("agreeing on the KV cache size of the pipeline's stages"));
+  }
+  s->blocks_ = std::make_unique<KvBlockManager>(kv_blocks, options.block_size);
   return s;
 }
 

@@ -1,10 +1,8 @@
-// `baton`: generate text, print logits, or make a random-weight model.
+// `baton`: generate text, print logits, make a random-weight model, fine-tune.
 // Exit codes: 0 ok, 2 bad input (a message names the fault), 1 otherwise.
 #include <cstdio>
 
 #include "launch/cli/cli_common.h"
-
-namespace baton::cli { void RegisterFinetuneCommand(CLI::App& app, CommandRun& run); }  // finetune_command.cc
 
 int main(int argc, char** argv) {
   CLI::App app{"Baton: pipeline-parallel transformer runtime"};

@@ -66,5 +66,6 @@ StatusOr<std::vector<int32_t>> ParseIdList(const std::string& text, const std::s
 void RegisterGenerateCommand(CLI::App& app, CommandRun& run);
 void RegisterLogitsCommand(CLI::App& app, CommandRun& run);
 void RegisterMakeModelCommand(CLI::App& app, CommandRun& run);
+void RegisterFinetuneCommand(CLI::App& app, CommandRun& run);
 
 }  // namespace baton::cli

@@ -45,7 +45,8 @@ Status CheckFlags(const FinetuneFlags& f) {
   BATON_RETURN_IF_ERROR(positive(f.steps, "--steps"));
   BATON_RETURN_IF_ERROR(positive(f.batch_size, "--batch-size"));
   BATON_RETURN_IF_ERROR(positive(f.seq_len, "--seq-len"));
-  if (f.seq_len < 2) return Status::InvalidArgument("--seq-len must be at least 2 (got " + std::to_string(f.seq_len) + ")");
+  if (f.seq_len < 2)
+    return Status::InvalidArgument("--seq-len must be at least 2 (got " + std::to_string(f.seq_len) + ")");
   if (f.micro_batch_size < 0 || (f.micro_batch_size > 0 && f.batch_size % f.micro_batch_size != 0)) {
     return Status::InvalidArgument("--micro-batch-size " + std::to_string(f.micro_batch_size) +
                                    " must divide --batch-size " + std::to_string(f.batch_size));
@@ -102,8 +103,9 @@ Status RunFinetune(const FinetuneFlags& f) {
     model->ZeroGrad();
     LossSum loss;
     for (int first = 0; first < f.batch_size; first += micro) {
-      BATON_ASSIGN_OR_RETURN(LossSum part, model->ForwardBackward(Slice(batch, first, micro),
-                                                                  1.0f / static_cast<float>(std::max<int64_t>(targets, 1))));
+      BATON_ASSIGN_OR_RETURN(
+          LossSum part,
+          model->ForwardBackward(Slice(batch, first, micro), 1.0f / static_cast<float>(std::max<int64_t>(targets, 1))));
       loss.sum += part.sum;
       loss.tokens += part.tokens;
     }
@@ -122,8 +124,8 @@ Status RunFinetune(const FinetuneFlags& f) {
       std::printf("%s\n", line.dump().c_str());
       std::fflush(stdout);
     } else {
-      std::fprintf(stderr, "step %d/%d  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s  ETA %.0fs\n", step + 1,
-                   f.steps, loss.mean(), lr, grad_norm, tokens_per_s, eta);
+      std::fprintf(stderr, "step %d/%d  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s  ETA %.0fs\n", step + 1, f.steps,
+                   loss.mean(), lr, grad_norm, tokens_per_s, eta);
     }
   }
   // The loss of the last batch after the last update: with the whole data

@@ -68,7 +68,9 @@ class ShutdownWatcher {
 ModelFacts FactsOf(const ServerOptions& options, ModelSession& session) {
   ModelFacts facts;
   facts.model_path = options.model_dir;
-  facts.dtype = DTypeName(session.config().stored_dtype);
+  Backend& backend = session.stage().backend();
+  facts.dtype = DTypeName(backend.compute_dtype());
+  facts.device = backend.name();
   facts.layers_per_stage = options.layers_per_stage;
   facts.kv_block_size = session.blocks().block_size();
   facts.kv_num_blocks = session.blocks().num_blocks();

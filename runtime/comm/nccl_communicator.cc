@@ -154,11 +154,12 @@ Status NcclCommunicator::WaitReady(const std::string& what) {
     ncclResult_t state = ncclSuccess;
     BATON_NCCL_CHECK(ncclCommGetAsyncError(comm_, &state));
     if (state == ncclInProgress) return false;
-    BATON_RETURN_IF_ERROR(NcclErrorStatus(state, "ncclCommGetAsyncError", __FILE__, __LINE__));
+    BATON_RETURN_IF_ERROR(NcclErrorStatus(state, "ncclCommGetAsyncError", __FILE__, __LINE__).WithContext(what));
     return true;
   };
+  // A timeout's message already starts with `what`.
   Status status = PollUntilDone(poll, options_, [&] { return what; });
-  return status.ok() ? status : Fail(status.WithContext(what));
+  return status.ok() ? status : Fail(status);
 }
 
 StatusOr<bool> NcclCommunicator::Poll(cudaEvent_t done, const std::string& what) {

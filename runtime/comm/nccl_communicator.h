@@ -13,7 +13,9 @@
 // collectives poll it from the host (PollUntilDone, with the CommOptions
 // timeout, also polling ncclCommGetAsyncError), so a dead or stuck peer is
 // Unavailable instead of a hang. Once Wait returns the buffer is complete
-// and free, as the Communicator contract says.
+// and free, as the Communicator contract says. The first message between
+// two ranks also sets up their connection, which needs the peer: ISend and
+// IRecv then wait (with the timeout) until the peer posts its side.
 //
 // Differences from MpiCommunicator, all inherent to NCCL:
 // - Tags are checked but do not match messages: NCCL delivers the messages

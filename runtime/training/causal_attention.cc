@@ -13,7 +13,9 @@ struct Layout {
   int64_t width, q_cols, kv_cols;
   int d, group;
   const float* Q(const float* base, int64_t row, int h) const { return base + row * width + int64_t{h} * d; }
-  const float* K(const float* base, int64_t row, int kvh) const { return base + row * width + q_cols + int64_t{kvh} * d; }
+  const float* K(const float* base, int64_t row, int kvh) const {
+    return base + row * width + q_cols + int64_t{kvh} * d;
+  }
   const float* V(const float* base, int64_t row, int kvh) const {
     return base + row * width + q_cols + kv_cols + int64_t{kvh} * d;
   }
@@ -40,7 +42,8 @@ void CausalAttentionForward(const Tensor& qkv, const std::vector<int>& seq_start
                             Tensor& out, Tensor& lse) {
   const Layout l = MakeLayout(qkv, shape);
   CpuCheck(out.dim(0) == qkv.dim(0) && out.dim(1) == l.q_cols, "CausalAttentionForward", "out must be [N, q]");
-  CpuCheck(lse.dim(0) == qkv.dim(0) && lse.dim(1) == shape.num_heads, "CausalAttentionForward", "lse must be [N, heads]");
+  CpuCheck(lse.dim(0) == qkv.dim(0) && lse.dim(1) == shape.num_heads, "CausalAttentionForward",
+           "lse must be [N, heads]");
   const float* base = qkv.data<float>();
   const int64_t tasks = static_cast<int64_t>(seq_starts.size() - 1) * shape.num_heads;
 #pragma omp parallel for schedule(dynamic)

@@ -14,8 +14,8 @@ void LinearBackward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* 
   if (dx != nullptr && dx->defined()) {
     CpuCheck(dx->dim(0) == m && dx->dim(1) == k, "LinearBackward", "dx must be [M, K]");
     // dx = dy . w
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, k, n, 1.0f, dy.data<float>(), n, w.data<float>(), k,
-                0.0f, dx->data<float>(), k);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, k, n, 1.0f, dy.data<float>(), n, w.data<float>(), k, 0.0f,
+                dx->data<float>(), k);
   }
   // dw += dy^T . x
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, k, m, 1.0f, dy.data<float>(), n, x.data<float>(), k, 1.0f,

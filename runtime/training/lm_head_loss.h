@@ -13,8 +13,8 @@ namespace baton {
 inline constexpr int32_t kIgnoreIndex = -100;  // transformers' ignore_index
 
 struct LossSum {
-  double sum = 0;       // sum of the per-token losses
-  int64_t tokens = 0;   // targets that counted (not kIgnoreIndex)
+  double sum = 0;      // sum of the per-token losses
+  int64_t tokens = 0;  // targets that counted (not kIgnoreIndex)
   double mean() const { return tokens > 0 ? sum / static_cast<double>(tokens) : 0.0; }
 };
 

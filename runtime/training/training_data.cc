@@ -58,7 +58,8 @@ StatusOr<std::vector<int32_t>> LoadTrainingTokens(const std::string& path, const
 std::vector<std::vector<int32_t>> PackSequences(const std::vector<int32_t>& tokens, int seq_len) {
   std::vector<std::vector<int32_t>> out;
   for (size_t begin = 0; seq_len > 0 && begin + seq_len <= tokens.size(); begin += seq_len) {
-    out.emplace_back(tokens.begin() + static_cast<int64_t>(begin), tokens.begin() + static_cast<int64_t>(begin) + seq_len);
+    out.emplace_back(tokens.begin() + static_cast<int64_t>(begin),
+                     tokens.begin() + static_cast<int64_t>(begin) + seq_len);
   }
   return out;
 }

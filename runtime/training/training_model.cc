@@ -134,8 +134,8 @@ StatusOr<LossSum> TrainingModel::Run(const TrainBatch& batch, float grad_scale, 
   const int64_t n = int64_t{batch.num_seqs} * batch.seq_len;
   if (batch.num_seqs <= 0 || batch.seq_len <= 0 || static_cast<int64_t>(batch.input_ids.size()) != n ||
       static_cast<int64_t>(batch.labels.size()) != n) {
-    return Status::InvalidArgument("training batch: input_ids and labels must both hold num_seqs * seq_len = " +
-                                   std::to_string(n) + " ids");
+    return Status::InvalidArgument(
+        "training batch: input_ids and labels must both hold num_seqs * seq_len = " + std::to_string(n) + " ids");
   }
   if (batch.seq_len > c.max_positions) {
     return Status::InvalidArgument("training batch: seq_len " + std::to_string(batch.seq_len) +
@@ -143,8 +143,8 @@ StatusOr<LossSum> TrainingModel::Run(const TrainBatch& batch, float grad_scale, 
   }
   for (int32_t id : batch.input_ids) {
     if (id < 0 || id >= c.vocab_size) {
-      return Status::InvalidArgument("training batch: token id " + std::to_string(id) + " is outside the vocabulary [0, " +
-                                     std::to_string(c.vocab_size) + ")");
+      return Status::InvalidArgument("training batch: token id " + std::to_string(id) +
+                                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
     }
   }
   const int64_t h = c.hidden_size, q = c.q_size(), qkv_w = q + 2 * c.kv_size(), f = c.intermediate_size;
@@ -233,7 +233,7 @@ StatusOr<LossSum> TrainingModel::Run(const TrainBatch& batch, float grad_scale, 
     }
     LinearBackward(a.normed1, w.qkv_w, dqkv, &dnormed, g.qkv_w, &g.qkv_b);
     NormBackward(c, a.x_in, w.attn_norm_w, dnormed, dtmp, g.attn_norm_w, g.attn_norm_b);
-    Add(dh, dtmp);  // d(layer input): residual + attention branch
+    Add(dh, dtmp);           // d(layer input): residual + attention branch
     a = LayerActivations();  // free as soon as it is used
   }
   EmbeddingBackward(ids, dh, grads_.embed);

@@ -196,14 +196,13 @@ TEST_P(FixtureTrainTest, BadBatchIsInvalidArgument) {
   EXPECT_NE(loss.status().ToString().find("outside the vocabulary"), std::string::npos) << loss.status().ToString();
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, FixtureTrainTest, ::testing::Values("gpt2-mini", "llama-mini"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& ch : name) {
-                             if (ch == '-') ch = '_';
-                           }
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Models, FixtureTrainTest, ::testing::Values("gpt2-mini", "llama-mini"), [](const auto& info) {
+  std::string name = info.param;
+  for (char& ch : name) {
+    if (ch == '-') ch = '_';
+  }
+  return name;
+});
 
 }  // namespace
 }  // namespace baton
