@@ -3,9 +3,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <span>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "runtime/backend/cpu/cpu_backend.h"
 #include "runtime/backend/cuda/make_cuda_backend.h"
