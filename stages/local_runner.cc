@@ -14,6 +14,7 @@ StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank
 
 Status LocalRunner::Submit(const StepPlan& plan) {
   PipelineTrace::Scope span(trace_, "compute", plan.micro_batch);
+  BusyTime::Scope busy(busy_);
   StatusOr<Tensor> logits = stage_.Forward(plan);
   done_.push_back(logits.ok() ? FinishStep(plan, std::move(logits).value(), samplers_) : logits.status());
   return Status::Ok();

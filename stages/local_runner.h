@@ -6,6 +6,7 @@
 #include <deque>
 
 #include "runtime/serving/model_runner.h"
+#include "stages/busy_time.h"
 #include "stages/pipeline_trace.h"
 #include "stages/sampler_bank.h"
 #include "stages/stage.h"
@@ -20,12 +21,14 @@ class LocalRunner final : public ModelRunner {
   int preferred_in_flight() const override { return 1; }
   Status Submit(const StepPlan& plan) override;
   StatusOr<StepOutput> Collect() override;
+  std::vector<double> StageBusySeconds() const override { return BusySeconds({busy_.total_us()}); }
 
  private:
   Stage& stage_;
   PipelineTrace* trace_;
   SamplerBank samplers_;
   std::deque<StatusOr<StepOutput>> done_;
+  BusyTime busy_;
 };
 
 // What the last stage returns for a plan: the logits, or one sampled token

@@ -37,11 +37,14 @@ Status PipelineRunner::Submit(const StepPlan& plan) {
   Tensor hidden;
   {
     PipelineTrace::Scope span(trace_, "compute", plan.micro_batch);
+    BusyTime::Scope busy(busy_);
     hidden = stage_.Embed(device);
     stage_.RunLayers(device, hidden);
   }
   PipelineTrace::Scope span(trace_, "send", plan.micro_batch);
-  BATON_RETURN_IF_ERROR(pipeline_.SendBytes(EncodeStepPlan(plan), 1, kPlanTag));
+  StepPlan sent = plan;
+  sent.stage_busy_us = {busy_.total_us()};
+  BATON_RETURN_IF_ERROR(pipeline_.SendBytes(EncodeStepPlan(sent), 1, kPlanTag));
   BATON_ASSIGN_OR_RETURN(Request request, activations_.ISend(hidden.raw(), hidden.nbytes(), 1, kHiddenTag));
   sends_.push_back(PendingSend{std::move(request), hidden});
   in_flight_.push_back(InFlight{plan.return_logits ? device.logit_rows.numel() : static_cast<int64_t>(plan.seqs.size()),
@@ -63,6 +66,7 @@ StatusOr<StepOutput> PipelineRunner::Collect() {
     } else {
       BATON_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, pipeline_.RecvBytes(last, kLogitsTag));
       BATON_ASSIGN_OR_RETURN(out, DecodeSampledStep(bytes, static_cast<size_t>(step.rows)));
+      if (!out.stage_busy_us.empty()) stage_busy_us_ = out.stage_busy_us;
     }
   }
   BATON_RETURN_IF_ERROR(ReapSends(/*wait_all=*/false));
@@ -88,6 +92,7 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
   Tensor send_buffer;                 // and its buffer, alive until that send completes
   std::vector<uint8_t> token_buffer;  // a sampled step's answer, alive until sent
   SamplerBank samplers;               // the last stage samples
+  BusyTime busy;
   while (true) {
     const auto recv_start = PipelineTrace::Clock::now();
     BATON_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, pipeline.RecvBytes(prev, kPlanTag));
@@ -103,12 +108,14 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
     StepOutput out;
     {
       PipelineTrace::Scope span(trace, "compute", plan.micro_batch);
+      BusyTime::Scope busy_scope(busy);
       stage.RunLayers(device, hidden);
       if (last) {
         BATON_ASSIGN_OR_RETURN(out, FinishStep(plan, stage.Logits(device, hidden), samplers));
       }
     }
     PipelineTrace::Scope span(trace, "send", plan.micro_batch);
+    plan.stage_busy_us.push_back(busy.total_us());
     BATON_RETURN_IF_ERROR(send_comm->Wait(send));
     send_comm = last ? &pipeline : &hidden_comm;
     if (last && plan.return_logits) {
@@ -117,10 +124,11 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
     } else if (last) {
       // Not SendBytes: a blocking send here could wait on rank 0 while rank 0
       // waits to send this rank the next plan. RecvBytes takes its size.
+      out.stage_busy_us = plan.stage_busy_us;
       token_buffer = EncodeSampledStep(out);
       BATON_ASSIGN_OR_RETURN(send, pipeline.ISend(token_buffer.data(), token_buffer.size(), 0, kLogitsTag));
     } else {
-      BATON_RETURN_IF_ERROR(pipeline.SendBytes(bytes, next, kPlanTag));
+      BATON_RETURN_IF_ERROR(pipeline.SendBytes(EncodeStepPlan(plan), next, kPlanTag));
       send_buffer = hidden;
       BATON_ASSIGN_OR_RETURN(send, hidden_comm.ISend(send_buffer.raw(), send_buffer.nbytes(), next, kHiddenTag));
     }

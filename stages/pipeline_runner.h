@@ -23,6 +23,7 @@
 
 #include "runtime/comm/communicator.h"
 #include "runtime/serving/model_runner.h"
+#include "stages/busy_time.h"
 #include "stages/pipeline_trace.h"
 #include "stages/sampler_bank.h"
 #include "stages/stage.h"
@@ -48,6 +49,7 @@ class PipelineRunner final : public ModelRunner {
   int preferred_in_flight() const override { return pipeline_.size(); }
   Status Submit(const StepPlan& plan) override;
   StatusOr<StepOutput> Collect() override;
+  std::vector<double> StageBusySeconds() const override { return BusySeconds(stage_busy_us_); }
   // Tells the workers to stop (they return from RunPipelineWorker). Called
   // by the destructor if not before; later calls do nothing.
   Status Shutdown();
@@ -71,6 +73,8 @@ class PipelineRunner final : public ModelRunner {
   std::deque<InFlight> in_flight_;  // logit rows of each submitted step
   std::deque<PendingSend> sends_;   // hidden states, on activations_
   bool shut_down_ = false;
+  BusyTime busy_;                      // this rank's stage
+  std::vector<int64_t> stage_busy_us_;  // every stage's, from the last collected step
 };
 
 // Serves steps on a stage other than the first until rank 0 says stop.

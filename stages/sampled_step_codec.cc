@@ -6,11 +6,12 @@
 
 namespace baton {
 
-// Layout, in int32 words: tokens[num_seqs]; then, with logprobs, per
-// sequence: top count k, the token's logprob, k x (id, logprob). Floats
-// travel as their bits.
+// Layout, in int32 words: the stages' busy times (count, int64 each);
+// tokens[num_seqs]; then, with logprobs, per sequence: top count k, the
+// token's logprob, k x (id, logprob). Floats travel as their bits.
 std::vector<uint8_t> EncodeSampledStep(const StepOutput& out) {
   WordWriter w;
+  w.PutAll64(out.stage_busy_us);
   for (int32_t t : out.tokens) w.Put(t);
   for (const TokenLogprobs& lp : out.logprobs) {
     w.Put(static_cast<int32_t>(lp.top.size()));
@@ -30,6 +31,7 @@ StatusOr<StepOutput> DecodeSampledStep(const std::vector<uint8_t>& bytes, size_t
   };
   WordReader r(bytes);
   StepOutput out;
+  out.stage_busy_us = r.GetAll64();
   out.tokens.resize(num_seqs);
   for (int32_t& t : out.tokens) t = r.Get();
   if (r.failed()) return malformed();

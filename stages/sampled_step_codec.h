@@ -1,7 +1,7 @@
 // The last stage's answer to a sampled step on the wire: one message per
-// step back to rank 0. It is the tokens alone (4 bytes a sequence, as
-// before logprobs existed) unless some sequence of the step returned
-// logprobs; only then does each sequence's TokenLogprobs follow.
+// step back to rank 0: the stages' busy times (a few words), then the
+// tokens (4 bytes a sequence), and only when some sequence of the step
+// returned logprobs, each sequence's TokenLogprobs.
 #pragma once
 
 #include <cstdint>

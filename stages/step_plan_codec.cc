@@ -6,8 +6,9 @@
 
 namespace baton {
 
-// "BTP2": version 2 added sample, logprobs and sampler_draws_done.
-static constexpr int32_t kMagic = 0x32505442;
+// "BTP3": version 2 added sample, logprobs and sampler_draws_done; 3 the
+// stages' busy times.
+static constexpr int32_t kMagic = 0x33505442;
 
 std::vector<uint8_t> EncodeStepPlan(const StepPlan& plan) {
   WordWriter w;
@@ -36,6 +37,7 @@ std::vector<uint8_t> EncodeStepPlan(const StepPlan& plan) {
   w.Put(plan.return_logits ? 1 : 0);
   w.Put(static_cast<int32_t>(plan.released_seqs.size()));
   for (int64_t id : plan.released_seqs) w.Put64(id);
+  w.PutAll64(plan.stage_busy_us);
   return w.Bytes();
 }
 
@@ -72,6 +74,7 @@ StatusOr<StepPlan> DecodeStepPlan(const std::vector<uint8_t>& bytes) {
   plan.return_logits = r.Get() != 0;
   const int32_t released = r.Get();
   for (int32_t i = 0; i < released && !r.failed(); ++i) plan.released_seqs.push_back(r.Get64());
+  plan.stage_busy_us = r.GetAll64();
   if (!r.done())
     return Status::DataLoss("step plan message of " + std::to_string(bytes.size()) + " bytes is malformed");
   return plan;

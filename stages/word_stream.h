@@ -23,6 +23,10 @@ class WordWriter {
     std::memcpy(&bits, &f, sizeof(bits));
     Put(bits);
   }
+  void PutAll64(const std::vector<int64_t>& v) {
+    Put(static_cast<int32_t>(v.size()));
+    for (int64_t x : v) Put64(x);
+  }
   void PutAll(const std::vector<int32_t>& v) {
     Put(static_cast<int32_t>(v.size()));
     words_.insert(words_.end(), v.begin(), v.end());
@@ -70,6 +74,16 @@ class WordReader {
     std::vector<int32_t> v(words_.begin() + static_cast<int64_t>(pos_),
                            words_.begin() + static_cast<int64_t>(pos_ + n));
     pos_ += static_cast<size_t>(n);
+    return v;
+  }
+  std::vector<int64_t> GetAll64() {
+    const int32_t n = Get();
+    if (n < 0 || static_cast<size_t>(n) * 2 > words_.size() - std::min(pos_, words_.size())) {
+      ok_ = false;
+      return {};
+    }
+    std::vector<int64_t> v(static_cast<size_t>(n));
+    for (int64_t& x : v) x = Get64();
     return v;
   }
   bool failed() const { return !ok_; }

@@ -3,6 +3,7 @@
 GPU and checkpoints as Baton's benchmarks, in the same device call.
 
   hf_baseline.py --model NAME=DIR [--model NAME=DIR ...] [--ttft-model NAME --ttft-prompt 2048] [--sdpa 1024,4096]
+                 [--batch 32]
 
 Measures: device copy bandwidth (torch, bytes read + written); HF
 `generate` batch 1, greedy, 128 prompt / 128 new tokens (tokens/s over the
@@ -10,6 +11,10 @@ whole call, and decode-only tokens/s = 127 / (t(128 new) - t(1 new)));
 time to first token (generate with 1 new token) of a long prompt; torch
 SDPA causal GQA attention in TFLOP/s, FLOPs counted as 4*S^2*H*D/2 like
 bench_gpu_attention. Prints one JSON object.
+
+--batch N runs `generate` on N distinct prompts of the same length at once
+(no padding needed), the baseline for baton-server's concurrent-request
+throughput; tokens/s then counts every row's new tokens.
 """
 import argparse
 import gc
@@ -47,26 +52,28 @@ def copy_bandwidth_gbs(nbytes=1 << 30, repeats=10):
     return 2 * nbytes / (best * 1e-3) / 1e9
 
 
-def prompt(tokens, vocab, run):
-    ids = [1 + (i * 37 + run * 7919 + 13) % (vocab - 1) for i in range(tokens)]
-    return torch.tensor([ids], device="cuda")
+def prompt(tokens, vocab, run, batch=1):
+    rows = [[1 + (i * 37 + (run + 101 * b) * 7919 + 13) % (vocab - 1) for i in range(tokens)] for b in range(batch)]
+    return torch.tensor(rows, device="cuda")
 
 
-def bench_generate(model, vocab, prompt_tokens, new_tokens, repeats):
+def bench_generate(model, vocab, prompt_tokens, new_tokens, repeats, batch=1):
     def gen(n, run):
-        ids = prompt(prompt_tokens, vocab, run)
+        ids = prompt(prompt_tokens, vocab, run, batch)
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
                              do_sample=False, pad_token_id=0)
-        assert out.shape[1] == prompt_tokens + n, out.shape
-    gen(8, 1000)  # warm-up
+        assert out.shape == (batch, prompt_tokens + n), out.shape
+    gen(new_tokens, 1000)  # warm-up at full length: a short one left the first timed call 3x slow
     full, full_runs = sync_time(lambda: gen(new_tokens, 0), repeats)
     first, _ = sync_time(lambda: gen(1, 0), repeats)
     return {
+        "batch": batch,
         "prompt_tokens": prompt_tokens,
         "new_tokens": new_tokens,
-        "tokens_per_s": new_tokens / full,
-        "tokens_per_s_runs": [new_tokens / t for t in full_runs],
-        "decode_tokens_per_s": (new_tokens - 1) / (full - first),
+        "seconds": full,
+        "tokens_per_s": batch * new_tokens / full,
+        "tokens_per_s_runs": [batch * new_tokens / t for t in full_runs],
+        "decode_tokens_per_s": batch * (new_tokens - 1) / (full - first),
         "first_token_ms": first * 1e3,
     }
 
@@ -124,6 +131,7 @@ def main():
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=1, help="prompts per generate call")
     ap.add_argument("--ttft-model", default="")
     ap.add_argument("--ttft-prompt", type=int, default=2048)
     ap.add_argument("--sdpa", default="1024,4096")
@@ -142,7 +150,7 @@ def main():
         vocab = model.config.vocab_size
         weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         with torch.inference_mode():
-            r = bench_generate(model, vocab, args.prompt_tokens, args.new_tokens, args.repeats)
+            r = bench_generate(model, vocab, args.prompt_tokens, args.new_tokens, args.repeats, args.batch)
             r.update({"load_s": load_s, "weight_bytes": weight_bytes})
             if name == args.ttft_model:
                 r.update(bench_ttft(model, vocab, args.ttft_prompt, 5))

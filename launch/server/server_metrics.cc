@@ -7,7 +7,10 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <algorithm>
+#include <chrono>
 #include <exception>
+#include <mutex>
 
 namespace baton::server {
 
@@ -45,6 +48,7 @@ class EngineCollector final : public prometheus::Collectable {
     add("baton_preemptions_total", "Running requests preempted for KV blocks", T::Counter,
         static_cast<double>(s.preemptions));
     add("baton_steps_total", "Forward steps (micro-batches) run", T::Counter, static_cast<double>(s.steps));
+    AddUtilization(s, families);
     prometheus::MetricFamily info{"baton_build_info", "Build and model information", T::Gauge, {}};
     prometheus::ClientMetric m;
     m.label = {{"model", model_}, {"version", BATON_VERSION}};
@@ -55,8 +59,52 @@ class EngineCollector final : public prometheus::Collectable {
   }
 
  private:
+  // baton_stage_busy_ratio{stage}: the share of the time since the previous
+  // scrape each stage spent computing; baton_pipeline_bubble_ratio: the
+  // idle share averaged over stages, counted only while requests ran (an
+  // idle server has no bubble, just no work). Kept from the last window
+  // with steps when nothing ran since.
+  void AddUtilization(const EngineStats& s, std::vector<prometheus::MetricFamily>& families) const {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    const double window = std::chrono::duration<double>(now - last_scrape_).count();
+    if (s.stage_busy_seconds.size() == last_busy_.size() && s.steps > last_steps_ && window > 0) {
+      busy_ratio_.assign(last_busy_.size(), 0.0);
+      double sum = 0;
+      for (size_t i = 0; i < last_busy_.size(); ++i) {
+        busy_ratio_[i] = std::clamp((s.stage_busy_seconds[i] - last_busy_[i]) / window, 0.0, 1.0);
+        sum += busy_ratio_[i];
+      }
+      bubble_ratio_ = busy_ratio_.empty() ? 0.0 : 1.0 - sum / static_cast<double>(busy_ratio_.size());
+    }
+    last_scrape_ = now;
+    last_busy_ = s.stage_busy_seconds;
+    last_steps_ = s.steps;
+    prometheus::MetricFamily busy{"baton_stage_busy_ratio", "Share of time each pipeline stage computed",
+                                  prometheus::MetricType::Gauge, {}};
+    for (size_t i = 0; i < busy_ratio_.size(); ++i) {
+      prometheus::ClientMetric m;
+      m.label = {{"stage", std::to_string(i)}};
+      m.gauge.value = busy_ratio_[i];
+      busy.metric.push_back(m);
+    }
+    families.push_back(std::move(busy));
+    prometheus::MetricFamily bubble{"baton_pipeline_bubble_ratio", "Idle share of the stages while requests ran",
+                                    prometheus::MetricType::Gauge, {}};
+    prometheus::ClientMetric m;
+    m.gauge.value = bubble_ratio_;
+    bubble.metric.push_back(m);
+    families.push_back(std::move(bubble));
+  }
+
   const Engine& engine_;
   std::string model_;
+  mutable std::mutex mu_;
+  mutable std::chrono::steady_clock::time_point last_scrape_ = std::chrono::steady_clock::now();
+  mutable std::vector<double> last_busy_;
+  mutable int64_t last_steps_ = 0;
+  mutable std::vector<double> busy_ratio_;
+  mutable double bubble_ratio_ = 0;
 };
 
 namespace {

@@ -56,6 +56,9 @@ struct StepPlan {
   bool return_logits = false;
   // Sequences that finished: the last stage drops their samplers.
   std::vector<int64_t> released_seqs;
+  // Telemetry: cumulative compute microseconds of each stage the step has
+  // passed so far (each stage appends its own before sending it on).
+  std::vector<int64_t> stage_busy_us;
 
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
   // Rows of the flat batch whose logits are returned, in order.

@@ -62,6 +62,7 @@ struct Engine::Impl {
     stats.prefix_hits = blocks.prefix_hits();
     stats.preemptions = scheduler.preemptions();
     stats.steps = scheduler.steps();
+    stats.stage_busy_seconds = runner.StageBusySeconds();
     scheduler_idle = scheduler.Idle();
   }
 

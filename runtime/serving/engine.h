@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "runtime/kv/kv_block_manager.h"
 #include "runtime/serving/generation_request.h"
@@ -49,6 +50,9 @@ struct EngineStats {
   int64_t prefix_hits = 0;     // of which were found
   int64_t preemptions = 0;
   int64_t steps = 0;
+  // Each stage's cumulative compute seconds (stage order), as the runner
+  // last reported them; empty when it does not.
+  std::vector<double> stage_busy_seconds;
 };
 
 class Engine {

@@ -33,6 +33,9 @@ struct StepOutput {
   // (SequenceStep::logprobs >= 0 at registration), else empty. Entries of
   // sequences that did not ask are default (logprob 0, no top).
   std::vector<TokenLogprobs> logprobs;
+  // Telemetry: each stage's cumulative compute time (microseconds, stage
+  // order) when it finished this step; empty when not reported.
+  std::vector<int64_t> stage_busy_us;
 };
 
 class ModelRunner {
@@ -44,6 +47,9 @@ class ModelRunner {
   virtual int preferred_in_flight() const = 0;
   virtual Status Submit(const StepPlan& plan) = 0;
   virtual StatusOr<StepOutput> Collect() = 0;
+  // Each stage's cumulative compute seconds, in stage order, as last
+  // reported by a collected step (utilization metrics); empty if unknown.
+  virtual std::vector<double> StageBusySeconds() const { return {}; }
 };
 
 }  // namespace baton

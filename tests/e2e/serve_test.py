@@ -149,8 +149,15 @@ class Generation(ServeTestCase):
             tokens, final = collect(self.stub, request(text=p["text"], max_new_tokens=24, **GREEDY))
             return p, tokens, final
 
+        self.server.metrics()  # opens the utilization window
         with ThreadPoolExecutor(32) as pool:
             results = list(pool.map(one, range(32)))
+        m = self.server.metrics()
+        busy = [m[f'baton_stage_busy_ratio{{stage="{i}"}}'] for i in range(2)]
+        # Both stages computed for part of the window, and the bubble is
+        # what they did not (averaged over the two).
+        self.assertTrue(all(0 < b <= 1 for b in busy), busy)
+        self.assertAlmostEqual(m["baton_pipeline_bubble_ratio"], 1 - sum(busy) / 2, places=6)
         for p, tokens, final in results:
             self.assertEqual(list(final.output_ids), p["greedy"])
             self.assertEqual(final.text, p["greedy_text"])

@@ -40,6 +40,7 @@ StepPlan SamplePlan() {
   plan.seqs = {a, b};
   plan.token_ids = {5, 6, 7, 8};
   plan.released_seqs = {11, -1};
+  plan.stage_busy_us = {int64_t{1} << 33, 5};
   return plan;
 }
 
@@ -73,6 +74,7 @@ TEST(StepPlanCodec, RoundTripKeepsEveryField) {
   EXPECT_EQ(decoded->token_ids, plan.token_ids);
   EXPECT_FALSE(decoded->return_logits);
   EXPECT_EQ(decoded->released_seqs, plan.released_seqs);
+  EXPECT_EQ(decoded->stage_busy_us, plan.stage_busy_us);
 }
 
 TEST(StepPlanCodec, RefusesTruncatedOrForeignBytes) {
@@ -85,14 +87,16 @@ TEST(StepPlanCodec, RefusesTruncatedOrForeignBytes) {
   EXPECT_EQ(DecodeStepPlan(bytes).status().code(), StatusCode::kDataLoss);
 }
 
-TEST(SampledStepCodec, TokensAloneCostFourBytesEach) {
+TEST(SampledStepCodec, TokensCostFourBytesEachAfterTheBusyTimes) {
   StepOutput out;
   out.tokens = {3, -1, 2047};
+  out.stage_busy_us = {123456789012, 42};
   const std::vector<uint8_t> bytes = EncodeSampledStep(out);
-  EXPECT_EQ(bytes.size(), 12u);
+  EXPECT_EQ(bytes.size(), 4u + 2 * 8u + 12u);
   auto decoded = DecodeSampledStep(bytes, 3);
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
   EXPECT_EQ(decoded->tokens, out.tokens);
+  EXPECT_EQ(decoded->stage_busy_us, out.stage_busy_us);
   EXPECT_TRUE(decoded->logprobs.empty());
 }
 
