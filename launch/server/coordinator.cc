@@ -88,8 +88,7 @@ Status ServeOnCoordinator(const ServerOptions& options, ModelSession& session) {
   Engine engine(session.runner(), session.tokenizer(), session.blocks(), options.engine);
   std::unique_ptr<ServerMetrics> metrics;
   if (options.metrics_port >= 0) {
-    BATON_ASSIGN_OR_RETURN(metrics, ServerMetrics::Start(options.host + ":" + std::to_string(options.metrics_port),
-                                                         engine, options.model_dir));
+    BATON_ASSIGN_OR_RETURN(metrics, ServerMetrics::Start(options.host, options.metrics_port, engine, options.model_dir));
   }
   GenerationService service(engine, session.config(), session.tokenizer(), session.default_sampling(),
                             FactsOf(options, session), metrics.get());

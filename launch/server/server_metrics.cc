@@ -1,11 +1,13 @@
 #include "launch/server/server_metrics.h"
 
+#include "launch/server/metrics_http_server.h"
+
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 #include <algorithm>
 #include <chrono>
@@ -115,16 +117,9 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
 
 }  // namespace
 
-StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(const std::string& bind_address, const Engine& engine,
+StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(const std::string& host, int port, const Engine& engine,
                                                               const std::string& model_name) {
   std::unique_ptr<ServerMetrics> m(new ServerMetrics());
-  try {
-    m->exposer_ = std::make_unique<prometheus::Exposer>(bind_address);
-  } catch (const std::exception& e) {
-    return Status::Unavailable("--metrics-port: cannot listen on " + bind_address + ": " + e.what());
-  }
-  const std::vector<int> ports = m->exposer_->GetListeningPorts();
-  m->port_ = ports.empty() ? 0 : ports.front();
   m->registry_ = std::make_shared<prometheus::Registry>();
   m->requests_ = &prometheus::BuildCounter()
                       .Name("baton_requests_total")
@@ -148,12 +143,17 @@ StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(const std::string&
   m->inter_token_ = histogram("baton_inter_token_latency_seconds", "Between consecutive tokens of a request");
   m->queue_ = histogram("baton_queue_time_seconds", "Accepted to first scheduled");
   m->engine_collector_ = std::make_shared<EngineCollector>(engine, model_name);
-  m->exposer_->RegisterCollectable(m->registry_);
-  m->exposer_->RegisterCollectable(m->engine_collector_);
+  ServerMetrics* raw = m.get();
+  BATON_ASSIGN_OR_RETURN(m->http_, MetricsHttpServer::Start(host, port, [raw] {
+                           std::vector<prometheus::MetricFamily> families = raw->registry_->Collect();
+                           for (auto& f : raw->engine_collector_->Collect()) families.push_back(std::move(f));
+                           return prometheus::TextSerializer().Serialize(families);
+                         }));
+  m->port_ = m->http_->port();
   return m;
 }
 
-ServerMetrics::~ServerMetrics() = default;
+ServerMetrics::~ServerMetrics() = default;  // stops the HTTP thread before the registry goes
 
 void ServerMetrics::RequestFinished(const std::string& status, const RequestEvent& e) {
   requests_->Add({{"status", status}}).Increment();

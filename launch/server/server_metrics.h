@@ -11,7 +11,6 @@
 #include "runtime/serving/engine.h"
 
 namespace prometheus {
-class Exposer;
 class Registry;
 class Counter;
 class Histogram;
@@ -21,11 +20,13 @@ class Family;
 
 namespace baton::server {
 
+class MetricsHttpServer;
+
 class ServerMetrics {
  public:
-  // Listens on `bind_address` ("0.0.0.0:9090"; port 0 picks a free one).
-  // `engine` must outlive the metrics.
-  static StatusOr<std::unique_ptr<ServerMetrics>> Start(const std::string& bind_address, const Engine& engine,
+  // Serves /metrics on host:port (port 0 picks a free one). `engine` must
+  // outlive the metrics.
+  static StatusOr<std::unique_ptr<ServerMetrics>> Start(const std::string& host, int port, const Engine& engine,
                                                         const std::string& model_name);
   ~ServerMetrics();
   int port() const { return port_; }
@@ -37,7 +38,6 @@ class ServerMetrics {
 
  private:
   ServerMetrics() = default;
-  std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<class EngineCollector> engine_collector_;
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
@@ -48,6 +48,8 @@ class ServerMetrics {
   prometheus::Histogram* inter_token_ = nullptr;
   prometheus::Histogram* queue_ = nullptr;
   int port_ = 0;
+  // Last: destroyed first, so no scrape runs while the rest is torn down.
+  std::unique_ptr<MetricsHttpServer> http_;
 };
 
 }  // namespace baton::server
