@@ -36,6 +36,7 @@ class RankContext {
   // `stages`, when positive, must equal the number of ranks.
   static StatusOr<std::unique_ptr<RankContext>> Join(int stages);
   Communicator* pipeline() { return world_.get(); }  // null for one rank
+  MpiCommunicator* world() { return world_.get(); }  // null for one rank
   int rank() const { return world_ ? world_->rank() : 0; }
   int size() const { return world_ ? world_->size() : 1; }
   // Rank among this node's ranks: the GPU it uses.

@@ -113,6 +113,21 @@ Status Communicator::Broadcast(void* data, size_t bytes, int root) {
 }
 
 Status Communicator::AllGather(const void* send, void* recv, size_t count, ElementType type) {
+  BATON_RETURN_IF_ERROR(CheckAllGather(send, recv, count, type));
+  return DoAllGather(send, recv, count, type);
+}
+
+StatusOr<Request> Communicator::IAllGather(const void* send, void* recv, size_t count, ElementType type) {
+  BATON_RETURN_IF_ERROR(CheckAllGather(send, recv, count, type));
+  return DoIAllGather(send, recv, count, type);
+}
+
+StatusOr<Request> Communicator::DoIAllGather(const void* send, void* recv, size_t count, ElementType type) {
+  BATON_RETURN_IF_ERROR(DoAllGather(send, recv, count, type));
+  return Request();
+}
+
+Status Communicator::CheckAllGather(const void* send, const void* recv, size_t count, ElementType type) const {
   BATON_ASSIGN_OR_RETURN(size_t send_bytes, ChunkBytes(count, type, 1, "allgather"));
   BATON_ASSIGN_OR_RETURN(size_t recv_bytes, ChunkBytes(count, type, size(), "allgather"));
   BATON_RETURN_IF_ERROR(CheckBuffer(send, send_bytes, "allgather send"));
@@ -121,7 +136,7 @@ Status Communicator::AllGather(const void* send, void* recv, size_t count, Eleme
   if (!in_place && !Disjoint(send, send_bytes, recv, recv_bytes)) {
     return Status::InvalidArgument("allgather: send overlaps recv other than at this rank's chunk");
   }
-  return DoAllGather(send, recv, count, type);
+  return Status::Ok();
 }
 
 Status Communicator::ReduceScatter(const void* send, void* recv, size_t count, ElementType type, ReduceOp op) {

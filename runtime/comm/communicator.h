@@ -67,6 +67,11 @@ class Communicator {
   // recv[r * count ...] = rank r's send[0 .. count). In place when
   // send == recv + rank() * count elements.
   Status AllGather(const void* send, void* recv, size_t count, ElementType type);
+  // The same, started now and finished by Wait (ZeRO-3 prefetches the next
+  // layer's parameters while this one computes). Both buffers stay untouched
+  // until then. Backends without a non-blocking form finish it before
+  // returning (the request is then already complete).
+  StatusOr<Request> IAllGather(const void* send, void* recv, size_t count, ElementType type);
   // send holds size() chunks of `count`; recv = op over ranks of chunk
   // rank(). In place when recv == send + rank() * count elements.
   Status ReduceScatter(const void* send, void* recv, size_t count, ElementType type, ReduceOp op = ReduceOp::kSum);
@@ -105,11 +110,13 @@ class Communicator {
   virtual StatusOr<std::vector<uint8_t>> DoRecvBytes(int peer, int tag) = 0;
   virtual Status DoBroadcast(void* data, size_t bytes, int root) = 0;
   virtual Status DoAllGather(const void* send, void* recv, size_t count, ElementType type) = 0;
+  virtual StatusOr<Request> DoIAllGather(const void* send, void* recv, size_t count, ElementType type);
   virtual Status DoReduceScatter(const void* send, void* recv, size_t count, ElementType type, ReduceOp op) = 0;
   virtual Status DoAllReduce(const void* send, void* recv, size_t count, ElementType type, ReduceOp op) = 0;
   virtual Status DoBarrier() = 0;
 
  private:
+  Status CheckAllGather(const void* send, const void* recv, size_t count, ElementType type) const;
   Status CheckPeer(int peer, const char* what) const;
   Status CheckTag(int tag, const char* what) const;
   Status CheckTensor(const Tensor& tensor, const char* what) const;

@@ -86,7 +86,11 @@ class MpiCommunicator::RequestState final : public Request::State {
  public:
   RequestState(const MpiCommunicator* owner, OpKind kind, int peer, int tag)
       : owner(owner), kind(kind), peer(peer), tag(tag) {}
-  ~RequestState() override { AbandonRequests(requests, kind == OpKind::kRecv); }
+  // A collective's request may be neither cancelled nor freed (MPI-3
+  // 5.12): one abandoned on an error path is left to the failing job.
+  ~RequestState() override {
+    if (kind != OpKind::kCollective) AbandonRequests(requests, kind == OpKind::kRecv);
+  }
 
   const MpiCommunicator* owner;
   OpKind kind;
@@ -94,6 +98,7 @@ class MpiCommunicator::RequestState final : public Request::State {
   int tag;
   std::vector<MPI_Request> requests;  // one per chunk
   std::vector<size_t> chunk_bytes;
+  std::string what;  // a collective's description, for errors
 };
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, CommOptions options) : comm_(comm), options_(std::move(options)) {}
@@ -173,6 +178,7 @@ std::string MpiCommunicator::PeerName(int rank) const {
 }
 
 std::string MpiCommunicator::Describe(const RequestState& state) const {
+  if (state.kind == OpKind::kCollective) return state.what + " on '" + name() + "'";
   const bool recv = state.kind == OpKind::kRecv;
   return std::string(recv ? "recv from " : "send to ") + PeerName(state.peer) + " (tag " + std::to_string(state.tag) +
          ")";
@@ -374,20 +380,27 @@ Status MpiCommunicator::DoBroadcast(void* data, size_t bytes, int root) {
 }
 
 Status MpiCommunicator::DoAllGather(const void* send, void* recv, size_t count, ElementType type) {
+  BATON_ASSIGN_OR_RETURN(Request request, DoIAllGather(send, recv, count, type));
+  return DoWait(request);
+}
+
+StatusOr<Request> MpiCommunicator::DoIAllGather(const void* send, void* recv, size_t count, ElementType type) {
   BATON_RETURN_IF_ERROR(CheckUsable());
   BATON_RETURN_IF_ERROR(CheckIntCount(count, "allgather"));
   const size_t chunk_bytes = count * ElementSize(type);
   const bool in_place = send == static_cast<const char*>(recv) + static_cast<size_t>(rank_) * chunk_bytes;
-  std::vector<MPI_Request> requests(1, MPI_REQUEST_NULL);
+  auto state = std::make_unique<RequestState>(this, OpKind::kCollective, -1, -1);
+  state->what = "allgather of " + std::to_string(count) + " " + ElementTypeName(type) + " per rank";
+  state->requests.assign(1, MPI_REQUEST_NULL);
   const int n = static_cast<int>(count);
   const MPI_Datatype mpi_type = MpiTypeOf(type);
-  int error = MPI_Iallgather(in_place ? MPI_IN_PLACE : send, n, mpi_type, recv, n, mpi_type, comm_, requests.data());
+  int error =
+      MPI_Iallgather(in_place ? MPI_IN_PLACE : send, n, mpi_type, recv, n, mpi_type, comm_, state->requests.data());
   if (error != MPI_SUCCESS) {
+    state->requests.clear();
     return CollectiveStartFailed(MpiErrorStatus(error, "MPI_Iallgather", __FILE__, __LINE__));
   }
-  return WaitCollective(requests, [&] {
-    return "allgather of " + std::to_string(count) + " " + ElementTypeName(type) + " per rank on '" + name() + "'";
-  });
+  return Request(std::move(state));
 }
 
 Status MpiCommunicator::DoReduceScatter(const void* send, void* recv, size_t count, ElementType type, ReduceOp op) {

@@ -65,6 +65,7 @@ class MpiCommunicator final : public Communicator {
   StatusOr<std::vector<uint8_t>> DoRecvBytes(int peer, int tag) override;
   Status DoBroadcast(void* data, size_t bytes, int root) override;
   Status DoAllGather(const void* send, void* recv, size_t count, ElementType type) override;
+  StatusOr<Request> DoIAllGather(const void* send, void* recv, size_t count, ElementType type) override;
   Status DoReduceScatter(const void* send, void* recv, size_t count, ElementType type, ReduceOp op) override;
   Status DoAllReduce(const void* send, void* recv, size_t count, ElementType type, ReduceOp op) override;
   Status DoBarrier() override;

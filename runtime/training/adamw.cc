@@ -43,4 +43,11 @@ void AdamW::Step(std::vector<Tensor>& params, const std::vector<Tensor>& grads, 
   }
 }
 
+void AdamW::Restore(int64_t step, std::vector<Tensor> exp_avg, std::vector<Tensor> exp_avg_sq) {
+  CpuCheck(exp_avg.size() == exp_avg_sq.size(), "AdamW", "one second moment per first moment");
+  step_ = step;
+  exp_avg_ = std::move(exp_avg);
+  exp_avg_sq_ = std::move(exp_avg_sq);
+}
+
 }  // namespace baton

@@ -30,6 +30,10 @@ class AdamW {
   // call; later calls must pass the same tensors in the same order.
   void Step(std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr);
 
+  // Continues from a saved state (a resumed run): the moments in the
+  // parameters' order, and the number of steps already taken.
+  void Restore(int64_t step, std::vector<Tensor> exp_avg, std::vector<Tensor> exp_avg_sq);
+
   int64_t step() const { return step_; }
   const AdamWOptions& options() const { return options_; }
   const std::vector<Tensor>& exp_avg() const { return exp_avg_; }

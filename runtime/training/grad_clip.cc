@@ -14,16 +14,22 @@ double GlobalGradNorm(const std::vector<Tensor>& grads) {
   return std::sqrt(sum_sq);
 }
 
+float ClipCoefficient(double norm, double max_norm) {
+  if (max_norm <= 0) return 1.0f;
+  return static_cast<float>(std::min(1.0, max_norm / (norm + 1e-6)));
+}
+
+void ScaleTensors(std::vector<Tensor>& tensors, float factor) {
+  for (Tensor& t : tensors) {
+    float* v = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) v[i] *= factor;
+  }
+}
+
 double ClipGradNorm(std::vector<Tensor>& grads, double max_norm) {
   const double norm = GlobalGradNorm(grads);
-  if (max_norm <= 0) return norm;
-  const float coef = static_cast<float>(std::min(1.0, max_norm / (norm + 1e-6)));
-  if (coef < 1.0f) {
-    for (Tensor& g : grads) {
-      float* v = g.data<float>();
-      for (int64_t i = 0; i < g.numel(); ++i) v[i] *= coef;
-    }
-  }
+  const float coef = ClipCoefficient(norm, max_norm);
+  if (coef < 1.0f) ScaleTensors(grads, coef);
   return norm;
 }
 

@@ -13,5 +13,10 @@ namespace baton {
 double GlobalGradNorm(const std::vector<Tensor>& grads);
 // Returns the norm before clipping. max_norm <= 0 only measures.
 double ClipGradNorm(std::vector<Tensor>& grads, double max_norm);
+// The factor clipping multiplies every gradient by, for a global norm that
+// was computed elsewhere (a sharded model sums its parts first): 1 when
+// max_norm <= 0 or the norm is within it.
+float ClipCoefficient(double norm, double max_norm);
+void ScaleTensors(std::vector<Tensor>& tensors, float factor);
 
 }  // namespace baton

@@ -8,13 +8,14 @@
 
 namespace baton {
 
-Status ExportHfModel(const TrainingModel& model, const std::string& source_dir, const std::string& out_dir) {
+Status ExportHfModel(const ModelConfig& config, const StageWeights& weights, const std::string& source_dir,
+                     const std::string& out_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) return Status::InvalidArgument("--out '" + out_dir + "': cannot create: " + ec.message());
-  const DType dtype = model.config().stored_dtype;
-  std::vector<std::pair<std::string, Tensor>> tensors = ToHfTensors(model.config(), model.weights());
+  const DType dtype = config.stored_dtype;
+  std::vector<std::pair<std::string, Tensor>> tensors = ToHfTensors(config, weights);
   std::vector<TensorDecl> decls;
   for (auto& [name, t] : tensors) {
     if (dtype != DType::kF32) t = t.ToDType(dtype);

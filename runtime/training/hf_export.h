@@ -7,10 +7,13 @@
 #include <string>
 
 #include "runtime/core/status.h"
-#include "runtime/training/training_model.h"
+#include "runtime/model/model_config.h"
+#include "runtime/model/model_weights.h"
 
 namespace baton {
 
-Status ExportHfModel(const TrainingModel& model, const std::string& source_dir, const std::string& out_dir);
+// `weights`: the whole model (all layers), float32.
+Status ExportHfModel(const ModelConfig& config, const StageWeights& weights, const std::string& source_dir,
+                     const std::string& out_dir);
 
 }  // namespace baton

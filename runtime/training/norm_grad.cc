@@ -68,4 +68,13 @@ void RmsNormBackward(const Tensor& x, const Tensor& weight, float eps, const Ten
   }
 }
 
+void ModelNormBackward(const ModelConfig& c, const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
+                       Tensor& db) {
+  if (c.norm == NormKind::kLayerNorm) {
+    LayerNormBackward(x, w, c.norm_eps, dy, dx, dw, &db);
+  } else {
+    RmsNormBackward(x, w, c.norm_eps, dy, dx, dw);
+  }
+}
+
 }  // namespace baton

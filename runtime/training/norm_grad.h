@@ -5,6 +5,7 @@
 #pragma once
 
 #include "runtime/core/tensor.h"
+#include "runtime/model/model_config.h"
 
 namespace baton {
 
@@ -13,5 +14,9 @@ namespace baton {
 void LayerNormBackward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy, Tensor& dx, Tensor& dw,
                        Tensor* db);
 void RmsNormBackward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy, Tensor& dx, Tensor& dw);
+
+// The model's own norm (config.norm): LayerNorm with its bias, or RMSNorm.
+void ModelNormBackward(const ModelConfig& config, const Tensor& x, const Tensor& weight, const Tensor& dy, Tensor& dx,
+                       Tensor& dw, Tensor& db);
 
 }  // namespace baton

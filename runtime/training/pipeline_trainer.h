@@ -1,0 +1,115 @@
+// PipelineTrainer: one rank's part of a pp x dp training job on the CPU.
+//
+// The model's layers are split into pp stages (one per rank of `pipeline`);
+// each stage is replicated dp times (the ranks of `data_parallel`), every
+// replica taking an equal share of each step's sequences. Within a stage's
+// dp group the parameters, gradients and AdamW moments are ZeRO-3 shards
+// (zero_stage 3), or replicated with gradients all-reduced (zero_stage 0).
+// A replica cuts its share into micro-batches and runs them through the
+// pipeline with the GPipe or 1F1B schedule, activations and their gradients
+// moving between stages by non-blocking send.
+//
+// With tied embeddings and pp > 1, the last stage keeps a copy of the
+// embedding as its LM head; the two copies' gradients are summed after each
+// backward, so both apply the same update and stay equal.
+//
+// Every call is collective over the whole job (all ranks call it with the
+// same arguments). With null communicators it is the plain one-process
+// trainer. One thread at a time.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/comm/communicator.h"
+#include "runtime/training/adamw.h"
+#include "runtime/training/pipeline_schedule.h"
+#include "runtime/training/train_batch.h"
+#include "runtime/training/training_stage.h"
+
+namespace baton {
+
+struct TrainerOptions {
+  int zero_stage = 3;  // 0 or 3; only matters with dp > 1
+  ScheduleKind schedule = ScheduleKind::kOneFOneB;
+  int micro_batches = 1;  // per replica, per optimizer step
+  bool activation_checkpointing = false;
+  AdamWOptions adamw;
+};
+
+// Per-rank bytes, for the memory report.
+struct TrainMemory {
+  size_t parameter_bytes = 0;       // this rank's parameter shards
+  size_t gradient_bytes = 0;        // this rank's gradient shards
+  size_t optimizer_bytes = 0;       // AdamW moments of this rank's shards
+  size_t peak_gathered_bytes = 0;   // ZeRO-3: full layers materialised at once
+  size_t peak_activation_bytes = 0; // kept for backward, across live micro-batches
+};
+
+class PipelineTrainer {
+ public:
+  // `stages`: every stage's layer range, in order (pp of them);
+  // `pipeline` / `data_parallel`: this rank's groups (null: a group of one).
+  static StatusOr<std::unique_ptr<PipelineTrainer>> Create(const std::string& model_dir,
+                                                           std::vector<StageRange> stages,
+                                                           const TrainerOptions& options, Communicator* pipeline,
+                                                           Communicator* data_parallel);
+
+  // Forward and backward of the whole global batch (this replica takes its
+  // share): afterwards every shard holds its part of the gradient of the
+  // mean loss over the batch. Returns that loss (same on every rank).
+  StatusOr<LossSum> ComputeGradients(const TrainBatch& global_batch);
+  // Clips by the global gradient norm (max_norm <= 0: no clipping), then one
+  // AdamW step at `lr`. Returns the norm before clipping.
+  StatusOr<double> ApplyUpdate(double lr, double max_norm);
+  // The mean loss of the global batch, no gradients.
+  StatusOr<LossSum> Evaluate(const TrainBatch& global_batch);
+
+  // The whole model's parameters (grads = false) or accumulated gradients
+  // as one StageWeights of all layers, on the root rank; nullopt elsewhere.
+  StatusOr<std::optional<StageWeights>> GatherModel(bool grads);
+  // Writes the trained model as a Hugging Face folder (the root writes).
+  Status ExportHf(const std::string& out_dir);
+
+  // Sharded save / resume of everything a continued run needs: this
+  // rank's parameter shards, AdamW moments and step. `job_meta` is what the
+  // caller wants back on resume (flags, data position), written by the root.
+  Status SaveCheckpoint(const std::string& dir, int64_t step, const nlohmann::json& job_meta);
+  // Returns the saved job_meta.
+  StatusOr<nlohmann::json> LoadCheckpoint(const std::string& dir, int64_t step);
+
+  bool is_root() const { return pipeline_rank() == 0 && dp_rank() == 0; }
+  const ModelConfig& config() const { return config_; }
+  const TrainingStage& stage() const { return *stage_; }
+  TrainMemory memory() const;
+
+ private:
+  PipelineTrainer() = default;
+  int pipeline_rank() const { return pipeline_ ? pipeline_->rank() : 0; }
+  int pipeline_size() const { return pipeline_ ? pipeline_->size() : 1; }
+  int dp_rank() const { return data_parallel_ ? data_parallel_->rank() : 0; }
+  int dp_size() const { return data_parallel_ ? data_parallel_->size() : 1; }
+  // This replica's micro-batches of a global batch, laid out.
+  StatusOr<std::vector<BatchLayout>> MicroBatches(const TrainBatch& global_batch) const;
+  StatusOr<LossSum> RunSchedule(const std::vector<BatchLayout>& micro_batches, bool train, float grad_scale);
+  Status SumTiedEmbeddingGrads();
+  // Sums values over the whole job (pipeline, then data-parallel group).
+  Status SumOverJob(std::vector<double>& values);
+  std::vector<Tensor> Shards();
+  std::vector<Tensor> GradShards();
+
+  std::string model_dir_;
+  ModelConfig config_;
+  std::vector<StageRange> stages_;
+  TrainerOptions options_;
+  Communicator* pipeline_ = nullptr;
+  Communicator* data_parallel_ = nullptr;
+  std::unique_ptr<TrainingStage> stage_;
+  std::unique_ptr<AdamW> adamw_;
+};
+
+}  // namespace baton
