@@ -195,6 +195,7 @@ StatusOr<double> PipelineTrainer::ApplyUpdate(double lr, double max_norm) {
 TrainMemory PipelineTrainer::memory() const {
   TrainMemory m;
   for (const auto& unit : stage_->units()) {
+    m.stage_parameter_bytes += static_cast<size_t>(unit->numel()) * sizeof(float);
     m.parameter_bytes += unit->shard_bytes();
     m.gradient_bytes += unit->grad_bytes();
   }

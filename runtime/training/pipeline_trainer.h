@@ -43,6 +43,7 @@ struct TrainerOptions {
 
 // Per-rank bytes, for the memory report.
 struct TrainMemory {
+  size_t stage_parameter_bytes = 0; // the whole stage's parameters, unsharded (for comparison)
   size_t parameter_bytes = 0;       // this rank's parameter shards
   size_t gradient_bytes = 0;        // this rank's gradient shards
   size_t optimizer_bytes = 0;       // AdamW moments of this rank's shards

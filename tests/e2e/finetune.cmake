@@ -1,5 +1,6 @@
 # `baton finetune` reproduces the fixtures' train reference from the command line.
 add_test(NAME finetune_e2e
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/finetune_test.py
-                 --baton $<TARGET_FILE:baton> --data ${PROJECT_SOURCE_DIR}/tests/data)
+                 --baton $<TARGET_FILE:baton> --data ${PROJECT_SOURCE_DIR}/tests/data
+                 --mpirun ${MPIEXEC_EXECUTABLE})
 set_tests_properties(finetune_e2e PROPERTIES TIMEOUT 900)

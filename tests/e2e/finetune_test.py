@@ -1,8 +1,10 @@
 """End-to-end test of `baton finetune`: from the command line it reproduces
 the fixtures' `train` reference (two 32-token sequences, AdamW lr 1e-3,
-wd 0.01, no clipping, constant LR, file order), and the exported Hugging Face
-folder loads back: `baton generate` runs on it, and fine-tuning from it starts
-at the loss the first run ended with."""
+wd 0.01, no clipping, constant LR, file order), on one rank and on 2 x 2
+ranks under mpirun; the exported Hugging Face folder loads back: `baton
+generate` runs on it, and fine-tuning from it starts at the loss the first
+run ended with; and a run resumed from its step-2 checkpoint continues with
+the same losses as an unbroken one."""
 import argparse
 import json
 import os
@@ -18,6 +20,17 @@ def baton(*args, timeout=600):
     return subprocess.run([ARGS.baton, *map(str, args)], capture_output=True, text=True, timeout=timeout)
 
 
+def mpirun_baton(ranks, *args, timeout=600):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+    return subprocess.run([ARGS.mpirun, "-np", str(ranks), ARGS.baton, *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def json_lines(stdout):
+    return [json.loads(l) for l in stdout.splitlines() if l.strip().startswith("{")]
+
+
 def fixture_args(model_dir, data, out, steps=3, lr="1e-3"):
     return ["finetune", "--model", model_dir, "--data", data, "--out", out, "--steps", steps, "--lr", lr,
             "--batch-size", 2, "--seq-len", 32, "--lr-schedule", "constant", "--weight-decay", 0.01,
@@ -25,6 +38,61 @@ def fixture_args(model_dir, data, out, steps=3, lr="1e-3"):
 
 
 class FinetuneTest(unittest.TestCase):
+    def reference_batch(self, name, tmp):
+        with open(os.path.join(ARGS.data, name, "reference.json")) as f:
+            train = json.load(f)["train"]
+        data = os.path.join(tmp, "batch.jsonl")
+        with open(data, "w") as f:
+            for ids in train["batch_ids"]:
+                f.write(json.dumps({"input_ids": ids}) + "\n")
+        return train, data
+
+    def test_pipeline_x_zero3_layout_from_the_command_line(self):
+        # pp 2 x dp 2 (ZeRO-3), GPipe with activation checkpointing: the same
+        # numbers as transformers' single-process run.
+        for name in ("gpt2-mini", "llama-mini"):
+            tmp = tempfile.mkdtemp(prefix="baton-finetune-")
+            train, data = self.reference_batch(name, tmp)
+            r = mpirun_baton(4, *fixture_args(os.path.join(ARGS.data, name), data, os.path.join(tmp, "out")),
+                             "--pp", 2, "--dp", 2, "--zero", 3, "--schedule", "gpipe", "--activation-checkpointing")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            lines = json_lines(r.stdout)
+            losses = train["losses_before_each_step_and_after_last"]
+            for i, s in enumerate(lines[:3]):
+                self.assertAlmostEqual(s["loss"], losses[i], delta=1e-4 * losses[i], msg=f"{name} step {i + 1}")
+            self.assertAlmostEqual(lines[3]["final_loss"], losses[3], delta=1e-4 * losses[3])
+            # Each rank reports its share: ZeRO-3 halves the model states.
+            self.assertEqual(r.stderr.count("optimizer"), 4, r.stderr)
+
+    def test_resume_continues_with_the_same_losses(self):
+        tmp = tempfile.mkdtemp(prefix="baton-finetune-")
+        common = ["finetune", "--model", os.path.join(ARGS.data, "llama-mini"), "--data",
+                  os.path.join(ARGS.data, "corpus.txt"), "--steps", 4, "--lr", "3e-3", "--batch-size", 4,
+                  "--seq-len", 32, "--warmup", 1, "--seed", 7, "--pp", 2, "--dp", 2, "--json"]
+        whole = mpirun_baton(4, *common, "--out", os.path.join(tmp, "whole"))
+        self.assertEqual(whole.returncode, 0, whole.stderr)
+        broken = mpirun_baton(4, *common, "--out", os.path.join(tmp, "a"), "--checkpoint-every", 2)
+        self.assertEqual(broken.returncode, 0, broken.stderr)
+        ckpt = os.path.join(tmp, "a", "checkpoints")
+        self.assertEqual(open(os.path.join(ckpt, "latest")).read().strip(), "2")
+        resumed = mpirun_baton(4, *common, "--out", os.path.join(tmp, "b"), "--resume", ckpt)
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("resumed from", resumed.stderr)
+        want = [l["loss"] for l in json_lines(whole.stdout)[2:4]]
+        got = [l["loss"] for l in json_lines(resumed.stdout)[:2]]
+        self.assertEqual([l["step"] for l in json_lines(resumed.stdout)[:2]], [3, 4])
+        for w, g in zip(want, got):
+            self.assertAlmostEqual(g, w, delta=1e-6 * w)
+        # A fresh run into a folder holding checkpoints is refused, and a
+        # resume with other data-stream flags too.
+        again = mpirun_baton(4, *common, "--out", os.path.join(tmp, "a"), "--checkpoint-every", 2)
+        self.assertEqual(again.returncode, 2, again.stderr)
+        self.assertIn("already holds checkpoints", again.stderr)
+        other = [a if a != 7 else 8 for a in common]
+        mismatch = mpirun_baton(4, *other, "--out", os.path.join(tmp, "c"), "--resume", ckpt)
+        self.assertEqual(mismatch.returncode, 2, mismatch.stderr)
+        self.assertIn("seed", mismatch.stderr)
+
     def check_model(self, name, export_tol):
         model_dir = os.path.join(ARGS.data, name)
         with open(os.path.join(model_dir, "reference.json")) as f:
@@ -101,5 +169,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--baton", required=True)
     parser.add_argument("--data", required=True)
+    parser.add_argument("--mpirun", default="mpirun")
     ARGS, rest = parser.parse_known_args()
     unittest.main(argv=[sys.argv[0]] + rest)

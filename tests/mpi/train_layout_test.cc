@@ -59,8 +59,23 @@ int Run(int argc, char** argv) {
                "peak activations %zu B\n",
                (*world)->rank(), mesh->coord().pp_stage, mesh->coord().dp_index, m.parameter_bytes, m.gradient_bytes,
                m.optimizer_bytes, m.peak_gathered_bytes, m.peak_activation_bytes);
-  for (const std::string& f : failures) std::printf("rank %d: %s\n", (*world)->rank(), f.c_str());
-  std::vector<int> failed = {static_cast<int>(failures.size())};
+  // Model states fall as 1/dp under ZeRO-3 (up to each unit's padding to a
+  // multiple of dp); replicated and single-replica layouts keep everything.
+  std::vector<std::string> memory_failures;
+  const bool sharded = shape.dp > 1 && trainer_options.zero_stage == 3;
+  const size_t units = (*trainer)->stage().unit_fields().size();
+  const size_t want = sharded ? m.stage_parameter_bytes / shape.dp : m.stage_parameter_bytes;
+  const size_t slack = sharded ? units * sizeof(float) : 0;
+  if (m.parameter_bytes < want || m.parameter_bytes > want + slack || m.gradient_bytes != m.parameter_bytes ||
+      m.optimizer_bytes != 2 * m.parameter_bytes) {
+    memory_failures.push_back("model-state bytes " + std::to_string(m.parameter_bytes) + " / " +
+                              std::to_string(m.gradient_bytes) + " / " + std::to_string(m.optimizer_bytes) +
+                              " for a stage of " + std::to_string(m.stage_parameter_bytes) + " bytes");
+  }
+  std::vector<std::string> all = failures;
+  all.insert(all.end(), memory_failures.begin(), memory_failures.end());
+  for (const std::string& f : all) std::printf("rank %d: %s\n", (*world)->rank(), f.c_str());
+  std::vector<int> failed = {static_cast<int>(all.size())};
   Check((*world)->AllReduce(std::span<int>(failed)));
   if ((*world)->rank() == 0) std::printf("TRAIN_LAYOUT %s\n", failed[0] == 0 ? "ok" : "FAILED");
   std::fflush(stdout);

@@ -2,7 +2,9 @@
 """Streams one generation from a running baton-server, then prints a few
 of its Prometheus metrics. Used by scripts/quickstart.sh.
 
-    quickstart.py HOST:PORT METRICS_PORT [PROMPT]
+    quickstart.py HOST:PORT METRICS_PORT [PROMPT [MAX_NEW_TOKENS]]
+
+Greedy, so that a model fine-tuned on a text continues it verbatim.
 """
 import sys
 import urllib.request
@@ -16,6 +18,7 @@ WANTED = ("baton_requests_total", "baton_generation_tokens_total", "baton_time_t
 def main():
     target, metrics_port = sys.argv[1], int(sys.argv[2])
     prompt = sys.argv[3] if len(sys.argv) > 3 else "Pipeline parallelism splits a model"
+    max_new_tokens = int(sys.argv[4]) if len(sys.argv) > 4 else 32
     with Client(target) as client:
         client.wait_until_serving(timeout=120)
         info = client.model_info()
@@ -23,7 +26,7 @@ def main():
               f"{list(info.layers_per_stage)}, {info.device}")
         print(f"prompt: {prompt}\nstream: ", end="", flush=True)
         final = None
-        for event in client.generate(prompt, max_new_tokens=32, temperature=0.8, seed=1, stream=True):
+        for event in client.generate(prompt, max_new_tokens=max_new_tokens, temperature=0, stream=True):
             if hasattr(event, "finish_reason"):
                 final = event
             else:
