@@ -2,12 +2,12 @@
 
 namespace baton {
 
-StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank& samplers) {
+StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank& samplers, Backend& backend) {
   StepOutput out;
   if (plan.return_logits) {
-    out.logits = std::move(logits);
+    out.logits = backend.ToHostF32(logits);
   } else {
-    BATON_ASSIGN_OR_RETURN(out, samplers.Sample(plan, logits));
+    BATON_ASSIGN_OR_RETURN(out, samplers.Sample(plan, logits, backend));
   }
   return out;
 }
@@ -15,8 +15,9 @@ StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank
 Status LocalRunner::Submit(const StepPlan& plan) {
   PipelineTrace::Scope span(trace_, "compute", plan.micro_batch);
   BusyTime::Scope busy(busy_);
-  StatusOr<Tensor> logits = stage_.Forward(plan);
-  done_.push_back(logits.ok() ? FinishStep(plan, std::move(logits).value(), samplers_) : logits.status());
+  StatusOr<Tensor> logits = stage_.ForwardToDevice(plan);
+  done_.push_back(logits.ok() ? FinishStep(plan, std::move(logits).value(), samplers_, stage_.backend())
+                              : logits.status());
   return Status::Ok();
 }
 

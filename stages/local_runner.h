@@ -33,7 +33,7 @@ class LocalRunner final : public ModelRunner {
 
 // What the last stage returns for a plan: the logits, or one sampled token
 // per sequence and the logprobs asked for (shared by LocalRunner and the
-// last pipeline stage).
-StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank& samplers);
+// last pipeline stage). `logits` are in `backend`'s memory (Stage::DeviceLogits).
+StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank& samplers, Backend& backend);
 
 }  // namespace baton

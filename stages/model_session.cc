@@ -149,6 +149,7 @@ StatusOr<std::unique_ptr<ModelSession>> ModelSession::Open(const SessionOptions&
     }
   }
   BATON_ASSIGN_OR_RETURN(s->stage_, Stage::Load(options.model_dir, s->config_, stage_options, *s->backend_));
+  if (!options.cuda_graphs) s->stage_->set_decode_graphs(false);
   if (options.trace) s->trace_ = std::make_unique<PipelineTrace>();
   if (num_stages == 1) {
     s->runner_ = std::make_unique<LocalRunner>(*s->stage_, s->trace_.get());

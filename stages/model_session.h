@@ -32,8 +32,9 @@ inline constexpr size_t kDefaultCpuKvCacheBytes = size_t{512} << 20;
 struct SessionOptions {
   std::string model_dir;
   // Where the model runs. On kCuda the weights, activations and KV cache
-  // live on GPU `gpu_index` (a rank's local rank) in `dtype`; logits come
-  // back to the host for sampling. The CPU computes in F32 only.
+  // live on GPU `gpu_index` (a rank's local rank) in `dtype`; tokens are
+  // sampled on the GPU and only their ids come back (rows that ask for
+  // logprobs copy their logits). The CPU computes in F32 only.
   Device device = Device::kCpu;
   DType dtype = DType::kF32;  // CUDA: BF16, F16, or F32 (parity mode, no TF32)
   int gpu_index = 0;
@@ -51,6 +52,9 @@ struct SessionOptions {
   Communicator* pipeline = nullptr;
   std::vector<int> layers_per_stage;  // overrides the balanced split
   bool trace = false;                 // record a pipeline trace (see WriteTrace)
+  // CUDA: replay decode steps from CUDA graphs (Stage); false runs eagerly.
+  // BATON_CUDA_GRAPHS=off in the environment turns them off too.
+  bool cuda_graphs = true;
 };
 
 class ModelSession {

@@ -111,7 +111,7 @@ Status RunPipelineWorker(Stage& stage, Communicator& pipeline, PipelineTrace* tr
       BusyTime::Scope busy_scope(busy);
       stage.RunLayers(device, hidden);
       if (last) {
-        BATON_ASSIGN_OR_RETURN(out, FinishStep(plan, stage.Logits(device, hidden), samplers));
+        BATON_ASSIGN_OR_RETURN(out, FinishStep(plan, stage.DeviceLogits(device, hidden), samplers, stage.backend()));
       }
     }
     PipelineTrace::Scope span(trace, "send", plan.micro_batch);

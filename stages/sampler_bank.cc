@@ -7,21 +7,33 @@
 
 namespace baton {
 
+StatusOr<StepOutput> SamplerBank::Sample(const StepPlan& plan, const Tensor& logits, Backend& backend) {
+  return SampleWith(plan, logits, &backend);
+}
+
 StatusOr<StepOutput> SamplerBank::Sample(const StepPlan& plan, const Tensor& logits) {
+  return SampleWith(plan, logits, nullptr);
+}
+
+StatusOr<StepOutput> SamplerBank::SampleWith(const StepPlan& plan, const Tensor& logits, Backend* backend) {
   for (int64_t id : plan.released_seqs) sequences_.erase(id);
-  if (logits.dim(0) != static_cast<int64_t>(plan.seqs.size())) {
-    return Status::Internal("sampling " + std::to_string(plan.seqs.size()) + " sequences from " +
-                            std::to_string(logits.dim(0)) + " logit rows");
+  if (logits.ndim() != 2 || logits.dim(0) != static_cast<int64_t>(plan.seqs.size())) {
+    return Status::Internal("sampling " + std::to_string(plan.seqs.size()) + " sequences from " + logits.DebugString() +
+                            " logits");
   }
   const int64_t vocab = logits.dim(1);
-  StepOutput out;
-  out.tokens.reserve(plan.seqs.size());
+  const size_t n = plan.seqs.size();
+  // Registration and history first: the device needs every row's history.
+  std::vector<Entry*> entries(n, nullptr);
+  SampleBatch batch;
+  batch.rows.resize(n);
   size_t offset = 0;
-  for (size_t i = 0; i < plan.seqs.size(); ++i) {
+  for (size_t i = 0; i < n; ++i) {
     const SequenceStep& s = plan.seqs[i];
     if (s.has_sampling) {
-      Entry fresh{Sampler(s.sampling), s.logprobs, {}};
+      Entry fresh{Sampler(s.sampling), s.logprobs, {}, std::mt19937_64(s.sampling.seed)};
       fresh.sampler.SkipDraws(static_cast<uint64_t>(s.sampler_draws_done));
+      if (!s.sampling.greedy()) fresh.draws.discard(static_cast<uint64_t>(s.sampler_draws_done));
       sequences_.insert_or_assign(s.seq_id, std::move(fresh));
     }
     auto it = sequences_.find(s.seq_id);
@@ -29,21 +41,61 @@ StatusOr<StepOutput> SamplerBank::Sample(const StepPlan& plan, const Tensor& log
       return Status::Internal("no sampler for sequence " + std::to_string(s.seq_id) + " (its first step had none)");
     }
     Entry& e = it->second;
+    entries[i] = &e;
     e.history.insert(e.history.end(), plan.token_ids.begin() + static_cast<int64_t>(offset),
                      plan.token_ids.begin() + static_cast<int64_t>(offset + s.num_new_tokens));
     offset += static_cast<size_t>(s.num_new_tokens);
-    if (!s.sample) {  // a prompt chunk before the last: history only
+    SampleRow& row = batch.rows[i];
+    if (!s.sample) {  // a prompt chunk before the last: history only (a cheap greedy row)
+      row.temperature = 0.0f;
+      continue;
+    }
+    const SamplingParams& p = e.sampler.params();
+    row.temperature = p.temperature;
+    row.top_k = p.top_k;
+    row.top_p = p.top_p;
+    row.min_p = p.min_p;
+    row.repetition_penalty = p.repetition_penalty;
+    if (!p.greedy()) row.uniform = static_cast<double>(e.draws() >> 11) * 0x1.0p-53;
+    if (p.repetition_penalty != 1.0f) {
+      row.context_begin = static_cast<int32_t>(batch.context.size());
+      batch.context.insert(batch.context.end(), e.history.begin(), e.history.end());
+      row.context_end = static_cast<int32_t>(batch.context.size());
+    }
+  }
+  std::vector<int32_t> picked;
+  if (backend != nullptr) {
+    backend->SampleTokens(logits, batch, picked);
+  } else {
+    picked.assign(n, kSampleOnHost);
+  }
+
+  Tensor host;  // float32 host logits, fetched only if some row needs them
+  auto host_row = [&](size_t i) {
+    if (host.raw() == nullptr) host = backend != nullptr ? backend->ToHostF32(logits) : logits;
+    return std::span<const float>(host.data<float>() + static_cast<int64_t>(i) * vocab, static_cast<size_t>(vocab));
+  };
+  StepOutput out;
+  out.tokens.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const SequenceStep& s = plan.seqs[i];
+    Entry& e = *entries[i];
+    if (!s.sample) {
       out.tokens.push_back(-1);
       continue;
     }
-    std::span<const float> row(logits.data<float>() + static_cast<int64_t>(i) * vocab, static_cast<size_t>(vocab));
-    const int32_t token = e.sampler.Sample(row, e.history);
+    int32_t token = picked[i];
+    if (token == kSampleOnHost) {
+      token = e.sampler.Sample(host_row(i), e.history);  // makes the draw `draws` made above
+    } else {
+      e.sampler.SkipDraws(1);  // the draw the backend used (nothing for greedy)
+    }
     out.tokens.push_back(token);
     if (e.logprobs < 0 || token < 0) continue;
     // Entries are made only once someone needs one: a step where nobody
     // asked returns no logprobs at all.
-    out.logprobs.resize(plan.seqs.size());
-    RowLogprobs lp = ComputeLogprobs(row, token, static_cast<size_t>(e.logprobs));
+    out.logprobs.resize(n);
+    RowLogprobs lp = ComputeLogprobs(host_row(i), token, static_cast<size_t>(e.logprobs));
     TokenLogprobs& entry = out.logprobs[i];
     entry.logprob = lp.token_logprob;
     entry.top.reserve(lp.top.size());

@@ -3,10 +3,19 @@
 // when asked) travel back to rank 0. A sequence is registered by the step
 // plan that first carries its sampling parameters, sees every token of its
 // later plans (the repetition penalty needs the whole history), and is
-// dropped when a plan lists it as released. Thread-compatible.
+// dropped when a plan lists it as released.
+//
+// The picking itself goes through Backend::SampleTokens, so on a GPU only
+// ids come back; the per-sequence random streams stay here: each sequence
+// keeps, beside its Sampler, a copy of that Sampler's engine from which the
+// step's uniform is drawn and handed to the backend (the Sampler then skips
+// that draw), and rows the backend leaves to the host (kSampleOnHost) or
+// that want logprobs are sampled or measured here from host logits.
+// Thread-compatible.
 #pragma once
 
 #include <map>
+#include <random>
 #include <vector>
 
 #include "runtime/model/step_plan.h"
@@ -23,6 +32,9 @@ class SamplerBank {
   // TokenLogprobs per sequence (default entries for the others) of the raw
   // logits row. Registers (skipping sampler_draws_done draws), updates and
   // releases sequences as the plan says.
+  // `logits` live in `backend`'s memory (Stage::DeviceLogits).
+  StatusOr<StepOutput> Sample(const StepPlan& plan, const Tensor& logits, Backend& backend);
+  // `logits` are float32 host memory; every row is sampled here.
   StatusOr<StepOutput> Sample(const StepPlan& plan, const Tensor& logits);
   size_t size() const { return sequences_.size(); }
 
@@ -31,7 +43,11 @@ class SamplerBank {
     Sampler sampler;
     int32_t logprobs = -1;         // top-n to return with each token; -1 none
     std::vector<int32_t> history;  // every token seen: prompt and generated
+    // The engine of `sampler`, in step with it: Sampler::UniformDouble's
+    // draw (53 bits of one 64-bit output) is made from this one.
+    std::mt19937_64 draws;
   };
+  StatusOr<StepOutput> SampleWith(const StepPlan& plan, const Tensor& logits, Backend* backend);
   std::map<int64_t, Entry> sequences_;
 };
 

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "runtime/model/rope.h"
 #include "runtime/model/transformer_layer.h"
@@ -27,6 +29,26 @@ LoadProgress MakeProgressLine(bool enabled) {
   };
 }
 
+constexpr int kGraphBuckets[] = {1, 2, 4, 8, 16, 32, Stage::kMaxGraphBatch};
+constexpr int kMinGraphContext = 256;
+constexpr int kMinGraphTableWidth = 16;
+
+int64_t PowerOfTwoAtLeast(int64_t x, int64_t floor) {
+  int64_t p = floor;
+  while (p < x) p *= 2;
+  return p;
+}
+
+bool GraphsFromEnvironment() {
+  const char* v = std::getenv("BATON_CUDA_GRAPHS");
+  return v == nullptr || !(std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0);
+}
+
+// Offsets in the graph input buffer: each field has room for the largest bucket.
+constexpr int64_t kMax = Stage::kMaxGraphBatch;
+constexpr int64_t kTokensAt = 0, kPositionsAt = kMax, kQueryStartAt = 2 * kMax, kContextAt = 3 * kMax + 1,
+                  kSlotsAt = 4 * kMax + 1, kRowsAt = 5 * kMax + 1, kTablesAt = 6 * kMax + 1;
+
 }  // namespace
 
 Stage::Stage(const ModelConfig& config, StageWeights weights, PagedKvCache cache, Backend& backend)
@@ -34,7 +56,8 @@ Stage::Stage(const ModelConfig& config, StageWeights weights, PagedKvCache cache
       weights_(std::move(weights)),
       cache_(std::move(cache)),
       backend_(backend),
-      buffers_(backend, config_) {
+      buffers_(backend, config_),
+      graphs_on_(GraphsFromEnvironment()) {
   attention_.num_heads = config_.num_heads;
   attention_.num_kv_heads = config_.num_kv_heads;
   attention_.head_dim = config_.head_dim;
@@ -91,7 +114,7 @@ void Stage::RunLayers(const DeviceStepPlan& plan, Tensor& hidden) {
   }
 }
 
-Tensor Stage::Logits(const DeviceStepPlan& plan, const Tensor& hidden) {
+Tensor Stage::DeviceLogits(const DeviceStepPlan& plan, const Tensor& hidden) {
   const int64_t rows = plan.logit_rows.numel();
   Tensor picked = backend_.Allocate({rows, config_.hidden_size}, backend_.compute_dtype());
   backend_.GatherRows(hidden, plan.logit_rows, picked);
@@ -99,16 +122,165 @@ Tensor Stage::Logits(const DeviceStepPlan& plan, const Tensor& hidden) {
   ApplyNorm(backend_, config_, picked, weights_.final_norm_w, weights_.final_norm_b, normed);
   Tensor logits = backend_.Allocate({rows, config_.vocab_size}, backend_.compute_dtype());
   backend_.Linear(normed, weights_.lm_head, Tensor(), logits);
-  return backend_.ToHostF32(logits);
+  return logits;
+}
+
+Tensor Stage::Logits(const DeviceStepPlan& plan, const Tensor& hidden) {
+  return backend_.ToHostF32(DeviceLogits(plan, hidden));
 }
 
 StatusOr<Tensor> Stage::Forward(const StepPlan& plan) {
+  BATON_ASSIGN_OR_RETURN(Tensor logits, ForwardToDevice(plan));
+  return backend_.ToHostF32(logits);
+}
+
+StatusOr<Tensor> Stage::ForwardToDevice(const StepPlan& plan) {
   if (!is_first() || !is_last()) return Status::FailedPrecondition("Stage::Forward needs the whole model in one stage");
   BATON_RETURN_IF_ERROR(ValidateStepPlan(plan, config_));
+  if (IsGraphDecode(plan)) return GraphDecode(plan);
   DeviceStepPlan device = UploadStepPlan(plan, backend_);
   Tensor hidden = Embed(device);
   RunLayers(device, hidden);
-  return Logits(device, hidden);
+  return DeviceLogits(device, hidden);
+}
+
+void Stage::set_decode_graphs(bool on) {
+  if (!on) DropDecodeGraphs();
+  graphs_on_ = on;
+}
+
+bool Stage::IsGraphDecode(const StepPlan& plan) const {
+  if (!graphs_on_ || !backend_.SupportsGraphs() || !is_first() || !is_last()) return false;
+  if (plan.seqs.empty() || plan.seqs.size() > static_cast<size_t>(kMaxGraphBatch)) return false;
+  for (const SequenceStep& s : plan.seqs) {
+    if (s.num_new_tokens != 1) return false;
+  }
+  return true;
+}
+
+void Stage::DropDecodeGraphs() {
+  if (!graph_ids_.empty()) backend_.DropGraphs();
+  graph_ids_.clear();
+}
+
+Tensor Stage::GraphDecode(const StepPlan& plan) {
+  const int n = static_cast<int>(plan.seqs.size());
+  int bucket = kMaxGraphBatch;
+  for (int b : kGraphBuckets) {
+    if (n <= b) {
+      bucket = b;
+      break;
+    }
+  }
+  size_t blocks = 1;
+  int context = 1;
+  for (const SequenceStep& s : plan.seqs) {
+    blocks = std::max(blocks, s.block_table.size());
+    context = std::max(context, s.context_len);
+  }
+  const int64_t width = PowerOfTwoAtLeast(static_cast<int64_t>(blocks), kMinGraphTableWidth);
+  const int context_bucket = static_cast<int>(PowerOfTwoAtLeast(context, kMinGraphContext));
+  // Recorded graphs point at graph_inputs_ and the backend's scratch: a new
+  // buffer or new scratch makes them all stale.
+  if (width > graph_table_width_ || backend_.scratch_generation() != graph_generation_) {
+    DropDecodeGraphs();
+    graph_generation_ = backend_.scratch_generation();
+  }
+  if (width > graph_table_width_) {
+    graph_table_width_ = static_cast<int>(width);
+    graph_host_ = Tensor::Empty({kTablesAt + kMax * width}, DType::kI32);
+    graph_inputs_ = backend_.Allocate(graph_host_.shape(), DType::kI32);
+  }
+  if (graph_buffers_ == nullptr) {
+    const DType dtype = backend_.compute_dtype();
+    graph_hidden_ = backend_.Allocate({kMax, config_.hidden_size}, dtype);
+    graph_picked_ = backend_.Allocate({kMax, config_.hidden_size}, dtype);
+    graph_normed_ = backend_.Allocate({kMax, config_.hidden_size}, dtype);
+    graph_logits_ = backend_.Allocate({kMax, config_.vocab_size}, dtype);
+    graph_buffers_ = std::make_unique<ActivationBuffers>(backend_, config_);
+    // Grown to the largest bucket now, so no later step moves them.
+    graph_buffers_->normed(kMax);
+    graph_buffers_->qkv(kMax);
+    graph_buffers_->attn(kMax);
+    graph_buffers_->proj(kMax);
+    graph_buffers_->up(kMax);
+    graph_buffers_->act(kMax);
+  }
+
+  // The padded step's inputs: rows past n are dummy sequences of one token
+  // at position 0 that read block 0 and write nowhere (slot -1).
+  int32_t* in = graph_host_.data<int32_t>();
+  const int block_size = plan.block_size;
+  for (int i = 0; i < bucket; ++i) {
+    const bool real = i < n;
+    const int ctx = real ? plan.seqs[i].context_len : 1;
+    const int pos = ctx - 1;
+    in[kTokensAt + i] = real ? plan.token_ids[i] : 0;
+    in[kPositionsAt + i] = pos;
+    in[kQueryStartAt + i] = i;
+    in[kContextAt + i] = ctx;
+    in[kSlotsAt + i] = real ? plan.seqs[i].block_table[pos / block_size] * block_size + pos % block_size : -1;
+    in[kRowsAt + i] = i;
+    int32_t* table = in + kTablesAt + i * width;
+    for (int64_t j = 0; j < width; ++j) {
+      if (real) {
+        table[j] = j < static_cast<int64_t>(plan.seqs[i].block_table.size()) ? plan.seqs[i].block_table[j] : -1;
+      } else {
+        table[j] = j == 0 ? 0 : -1;
+      }
+    }
+  }
+  in[kQueryStartAt + bucket] = bucket;
+  backend_.CopyToDevice(graph_host_, graph_inputs_);
+
+  DeviceStepPlan d;
+  auto field = [&](int64_t at, int64_t count) { return graph_inputs_.Rows(at, at + count); };
+  d.token_ids = field(kTokensAt, bucket);
+  d.positions = field(kPositionsAt, bucket);
+  d.logit_rows = field(kRowsAt, bucket);
+  d.attention.query_start = field(kQueryStartAt, bucket + 1);
+  d.attention.context_len = field(kContextAt, bucket);
+  d.attention.slot_mapping = field(kSlotsAt, bucket);
+  d.attention.block_tables = field(kTablesAt, bucket * width).Reshape({bucket, width});
+  d.attention.num_seqs = bucket;
+  d.attention.max_query_len = 1;
+  d.attention.max_context_len = context_bucket;  // the split plan: same for every step of this graph
+
+  const std::pair<int, int> key(bucket, context_bucket);
+  auto it = graph_ids_.find(key);
+  if (it != graph_ids_.end()) {
+    backend_.RunGraph(it->second);
+    ++graph_replays_;
+  } else {
+    // Eagerly first: this step's answer, and any scratch the step needs is
+    // sized before recording (nothing may be allocated while recording).
+    RunPaddedStep(d, bucket);
+    if (backend_.scratch_generation() != graph_generation_) {
+      DropDecodeGraphs();
+      graph_generation_ = backend_.scratch_generation();
+    }
+    backend_.BeginGraph();
+    RunPaddedStep(d, bucket);
+    graph_ids_[key] = backend_.EndGraph();
+  }
+  return graph_logits_.Rows(0, n);
+}
+
+void Stage::RunPaddedStep(const DeviceStepPlan& plan, int bucket) {
+  Tensor hidden = graph_hidden_.Rows(0, bucket);
+  backend_.Embedding(plan.token_ids, weights_.embed, hidden);
+  if (config_.positions == PositionKind::kLearned) backend_.AddEmbedding(plan.positions, weights_.pos_embed, hidden);
+  LayerContext ctx{backend_, config_, plan, attention_, rope_inv_freq_, *graph_buffers_};
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    TransformerLayerForward(ctx, weights_.layers[l], hidden, cache_.k(static_cast<int>(l)),
+                            cache_.v(static_cast<int>(l)));
+  }
+  Tensor picked = graph_picked_.Rows(0, bucket);
+  backend_.GatherRows(hidden, plan.logit_rows, picked);
+  Tensor normed = graph_normed_.Rows(0, bucket);
+  ApplyNorm(backend_, config_, picked, weights_.final_norm_w, weights_.final_norm_b, normed);
+  Tensor logits = graph_logits_.Rows(0, bucket);
+  backend_.Linear(normed, weights_.lm_head, Tensor(), logits);
 }
 
 }  // namespace baton

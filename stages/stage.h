@@ -5,12 +5,23 @@
 //
 // The pieces (Embed, RunLayers, Logits) are separate so a pipeline can pass
 // hidden states between ranks; Forward chains them for a one-stage model.
+// On a backend with graphs (CUDA), a whole-model decode step (one new token
+// per sequence, at most kMaxGraphBatch sequences) is padded to a batch
+// bucket (1, 2, 4, ... 64) and replayed from a graph recorded the first
+// time that bucket and context bucket (a power of two >= 256, which fixes
+// the attention split plan) came up: all of its inputs are copied into one
+// fixed device buffer, and activations and logits live in buffers of the
+// largest bucket, so the recorded addresses stay valid. Prefill steps,
+// larger batches and pipeline stages run eagerly. BATON_CUDA_GRAPHS=off in
+// the environment (or set_decode_graphs(false)) turns graphs off.
 // Thread-compatible: one thread drives a Stage.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "runtime/kv/paged_kv_cache.h"
 #include "runtime/model/activation_buffers.h"
@@ -49,13 +60,33 @@ class Stage {
   Tensor Embed(const DeviceStepPlan& plan);
   // Runs this stage's layers over hidden [N, hidden], in place.
   void RunLayers(const DeviceStepPlan& plan, Tensor& hidden);
-  // Last stage: float32 host logits [R, vocab] of the plan's logit rows.
+  // Last stage: logits [R, vocab] of the plan's logit rows, in the
+  // backend's memory and compute dtype (what Backend::SampleTokens takes).
+  Tensor DeviceLogits(const DeviceStepPlan& plan, const Tensor& hidden);
+  // Last stage: the same as float32 host logits.
   Tensor Logits(const DeviceStepPlan& plan, const Tensor& hidden);
-  // The whole model in one stage: plan -> logits [R, vocab].
+  // The whole model in one stage: plan -> logits [R, vocab], in the
+  // backend's memory (ForwardToDevice) or on the host (Forward).
+  // The logits of a decode step replayed from a graph alias a buffer the
+  // next step overwrites: use them before running another.
+  StatusOr<Tensor> ForwardToDevice(const StepPlan& plan);
   StatusOr<Tensor> Forward(const StepPlan& plan);
+
+  static constexpr int kMaxGraphBatch = 64;
+  void set_decode_graphs(bool on);
+  bool decode_graphs() const { return graphs_on_; }
+  // Graphs recorded so far, and decode steps that replayed one.
+  int num_decode_graphs() const { return static_cast<int>(graph_ids_.size()); }
+  int64_t graph_replays() const { return graph_replays_; }
 
  private:
   Stage(const ModelConfig& config, StageWeights weights, PagedKvCache cache, Backend& backend);
+
+  bool IsGraphDecode(const StepPlan& plan) const;
+  Tensor GraphDecode(const StepPlan& plan);
+  // The padded step on the graph buffers: embedding to logits [bucket, vocab].
+  void RunPaddedStep(const DeviceStepPlan& plan, int bucket);
+  void DropDecodeGraphs();
 
   ModelConfig config_;
   StageWeights weights_;
@@ -64,6 +95,17 @@ class Stage {
   Tensor rope_inv_freq_;
   AttentionShape attention_;
   ActivationBuffers buffers_;
+
+  // Decode graphs (see the class comment).
+  bool graphs_on_ = true;
+  std::map<std::pair<int, int>, int> graph_ids_;  // (batch bucket, context bucket) -> backend graph id
+  uint64_t graph_generation_ = 0;                 // backend scratch generation the graphs were recorded under
+  int graph_table_width_ = 0;                     // block-table columns graph_inputs_ has room for
+  Tensor graph_host_;                             // I32 host staging of graph_inputs_
+  Tensor graph_inputs_;                           // I32: ids, positions, query starts, ... (GraphDecode)
+  Tensor graph_hidden_, graph_picked_, graph_normed_, graph_logits_;
+  std::unique_ptr<ActivationBuffers> graph_buffers_;
+  int64_t graph_replays_ = 0;
 };
 
 }  // namespace baton

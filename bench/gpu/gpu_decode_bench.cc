@@ -7,8 +7,10 @@
 //   bench_gpu_decode --model DIR [--dtype bf16] [--prompt-tokens 128] [--new-tokens 128]
 //                    [--ttft-prompt 2048] [--profile]
 // Runs the real path: ModelSession (weights, KV cache sized from free
-// memory) and the Generator (scheduler, host sampling), prefix cache off so
-// repeats recompute their prompts. Prints one JSON object.
+// memory) and the Generator (scheduler, sampling on the GPU), prefix cache off so
+// repeats recompute their prompts. Prints one JSON object. Decode steps
+// replay CUDA graphs unless BATON_CUDA_GRAPHS=off (stages/stage.h); the
+// --profile split always runs eagerly (its timing backend has no graphs).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -155,6 +157,9 @@ Status Run(const std::string& model, const std::string& label, DType dtype, int 
       {"fraction_of_floor", Median(decode) / floor},
       {"end_to_end_tokens_per_s", Median(total)},
       {"prefill_first_token_ms", Median(first)},
+      {"cuda_graphs", session->stage().decode_graphs()},
+      {"decode_graphs_recorded", session->stage().num_decode_graphs()},
+      {"decode_graph_replays", session->stage().graph_replays()},
   };
   if (ttft_prompt > 0) {
     BATON_RETURN_IF_ERROR(TimeGeneration(*session, ttft_prompt, 1, 2000).status());  // warm-up (buffers grow)

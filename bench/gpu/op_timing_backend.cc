@@ -99,4 +99,8 @@ void OpTimingBackend::GatherRows(const Tensor& x, const Tensor& rows, Tensor& ou
   BATON_TIMED("GatherRows", inner_.GatherRows(x, rows, out));
 }
 
+void OpTimingBackend::SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) {
+  BATON_TIMED("SampleTokens", inner_.SampleTokens(logits, batch, tokens));
+}
+
 }  // namespace baton::bench

@@ -51,6 +51,8 @@ class OpTimingBackend final : public Backend {
   void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, const PagedAttentionBatch& batch,
                       const AttentionShape& shape, Tensor& out) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) override;
+  void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) override;
+  void CopyToDevice(const Tensor& host, Tensor& device) override { inner_.CopyToDevice(host, device); }
 
  private:
   struct Pending {

@@ -6,18 +6,22 @@
 # the same checkpoints and card. Writes to $OUT: info.txt (card, disk),
 # gpu_tests.log, run.log (everything's stderr), results.json (every
 # benchmark's JSON). From the repo root, on the GPU machine:
-#   bench/gpu/run_h100.sh [--skip-tests] [--skip-ops] [--skip-hf]
+#   bench/gpu/run_h100.sh [--skip-tests] [--skip-ops] [--skip-hf] [--skip-attention] [--skip-eager]
+# Batch-1 decode runs twice per shape: with CUDA graphs (the default) and,
+# unless --skip-eager, with BATON_CUDA_GRAPHS=off (baton_decode_*_eager).
 # Binaries come from build-gpucarry/carry.tar.xz (tests/gpu/make_carry.sh,
 # built on a machine with Baton's dependencies; the GPU image lacks them).
 set -uo pipefail
 OUT=${OUT:-/tmp/h100_out}
 mkdir -p "$OUT"
-SKIP_TESTS=0 SKIP_OPS=0 SKIP_HF=0
+SKIP_TESTS=0 SKIP_OPS=0 SKIP_HF=0 SKIP_ATTN=0 SKIP_EAGER=0
 for a in "$@"; do
   case $a in
     --skip-tests) SKIP_TESTS=1 ;;
     --skip-ops) SKIP_OPS=1 ;;
     --skip-hf) SKIP_HF=1 ;;
+    --skip-attention) SKIP_ATTN=1 ;;
+    --skip-eager) SKIP_EAGER=1 ;;
   esac
 done
 PY=/opt/torch/.venv/bin/python3
@@ -63,8 +67,19 @@ step "make-model"
 ls -la $M1 $M8 | tee -a "$LOG"
 df -h /tmp | tail -1 | tee -a "$LOG"
 
-step "bench_gpu_attention"
-timeout 120 "$BIN/bench_gpu_attention" >"$R/baton_attention.json" 2>>"$LOG" || status=1
+if [ $SKIP_ATTN = 0 ]; then
+  step "bench_gpu_attention"
+  timeout 120 "$BIN/bench_gpu_attention" >"$R/baton_attention.json" 2>>"$LOG" || status=1
+fi
+if [ $SKIP_EAGER = 0 ]; then
+  for m in 1b 8b; do
+    step "bench_gpu_decode llama-$m, CUDA graphs off"
+    M=$M1; L=llama-3.2-1b
+    [ $m = 8b ] && M=$M8 && L=llama-3-8b
+    BATON_CUDA_GRAPHS=off timeout 240 "$BIN/bench_gpu_decode" --model $M --label $L \
+      >"$R/baton_decode_${m}_eager.json" 2>>"$LOG" || status=1
+  done
+fi
 step "bench_gpu_decode llama-3.2-1b"
 timeout 240 "$BIN/bench_gpu_decode" --model $M1 --label llama-3.2-1b --profile >"$R/baton_decode_1b.json" 2>>"$LOG" || status=1
 step "bench_gpu_decode llama-3-8b (+ TTFT 2048)"
@@ -93,10 +108,11 @@ def g(d, *ks):
     for k in ks:
         d = d.get(k, {}) if isinstance(d, dict) else {}
     return d
-for m in ("1b", "8b"):
+for m in ("1b", "8b", "1b_eager", "8b_eager"):
     b = res.get("baton_decode_" + m, {})
     print(m, "baton decode", b.get("decode_tokens_per_s"), "tok/s, floor", b.get("floor_tokens_per_s"),
-          "fraction", b.get("fraction_of_floor"), "ttft", b.get("ttft_ms"))
+          "fraction", b.get("fraction_of_floor"), "ttft", b.get("ttft_ms"), "graphs", b.get("cuda_graphs"),
+          b.get("decode_graph_replays"))
 hf = res.get("hf_baseline", {})
 for name, r in g(hf, "models").items() if isinstance(g(hf, "models"), dict) else []:
     print(name, "hf", r.get("tokens_per_s"), "tok/s, decode-only", r.get("decode_tokens_per_s"), "ttft", r.get("ttft_ms"))

@@ -25,6 +25,9 @@ void AddModelFlags(CLI::App& cmd, ModelFlags& flags) {
   cmd.add_option("--gpu-memory-fraction", flags.gpu_memory_fraction,
                  "Share of the GPU's memory for weights and KV cache together (cuda)")
       ->capture_default_str();
+  cmd.add_option("--cuda-graphs", flags.cuda_graphs, "Replay decode steps from CUDA graphs: on | off (cuda)")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   cmd.add_option("--stages", flags.stages, "Pipeline stages (must equal the number of MPI ranks)");
   cmd.add_option("--layers-per-stage", flags.layers_per_stage, "Layers of each stage, e.g. 6,10 (default: balanced)");
 }
@@ -76,6 +79,7 @@ static StatusOr<std::unique_ptr<ModelSession>> OpenSession(const ModelFlags& fla
   SessionOptions options;
   options.model_dir = flags.model_dir;
   options.threads = flags.threads;
+  options.cuda_graphs = flags.cuda_graphs == "on";
   BATON_RETURN_IF_ERROR(ResolveDevice(flags, ranks.local_rank(), options));
   options.kv_cache_bytes = static_cast<size_t>(flags.kv_cache_mb * (1 << 20));
   options.gpu_memory_fraction = flags.gpu_memory_fraction;

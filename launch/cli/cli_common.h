@@ -23,6 +23,7 @@ struct ModelFlags {
   std::string dtype;       // "bf16", "f16" or "f32"; empty: bf16 on cuda, f32 on cpu
   double kv_cache_mb = 0;  // 0: 512 MiB on cpu, sized from free GPU memory on cuda
   double gpu_memory_fraction = 0.9;
+  std::string cuda_graphs = "on";  // decode steps from CUDA graphs (cuda)
   int stages = 0;                // 0: one stage per rank
   std::string layers_per_stage;  // "6,10": overrides the balanced split
   std::string trace_path;        // --trace (generate only)

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "runtime/core/status.h"
 #include "runtime/core/tensor.h"
@@ -40,6 +41,30 @@ struct AttentionShape {
   float scale = 1.0f;      // applied to q.k (1/sqrt(head_dim) for all supported models)
   int sliding_window = 0;  // 0: attend to the whole causal prefix
 };
+
+// One row of Backend::SampleTokens: the sampling parameters of the row's
+// sequence (as SamplingParams, runtime/sampling) and the uniform draw in
+// [0, 1) its host Sampler made for this step (ignored when greedy).
+struct SampleRow {
+  float temperature = 1.0f;  // 0: greedy
+  int32_t top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  double uniform = 0.0;
+  // The row's token history (prompt and generated), for the repetition
+  // penalty: SampleBatch::context[context_begin, context_end).
+  int32_t context_begin = 0;
+  int32_t context_end = 0;
+};
+
+struct SampleBatch {
+  std::vector<SampleRow> rows;
+  std::vector<int32_t> context;  // every row's history, back to back (host)
+};
+
+// SampleTokens' answer for a row the backend leaves to the host Sampler.
+inline constexpr int32_t kSampleOnHost = -2;
 
 class Backend {
  public:
@@ -86,6 +111,31 @@ class Backend {
                               const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& out) = 0;
   // out[r, :] = x[rows[r], :]  (pick the rows whose logits are wanted)
   virtual void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+  // One token per row of logits [rows, vocab] (this backend's memory), the
+  // one runtime/sampling's Sampler picks from the same row with the same
+  // uniform draw, so that seeded results do not depend on the device; only
+  // the ids reach the host. A row the backend cannot reproduce exactly is
+  // answered kSampleOnHost, and the caller runs the host Sampler on it (the
+  // CPU backend answers so for every row: its logits already are host
+  // memory, and the host Sampler is its sampler). tokens: resized to rows.
+  virtual void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) = 0;
+  // Copies host memory into an existing tensor of this backend (same
+  // dtype and element count), queued like an op: fixed-address inputs.
+  virtual void CopyToDevice(const Tensor& host, Tensor& device) = 0;
+
+  // Step graphs (CUDA graphs). Between BeginGraph and EndGraph the ops are
+  // recorded, not run; RunGraph replays them with whatever the same
+  // addresses hold then. Only ops on memory that outlives the graph may be
+  // recorded, and nothing may be allocated meanwhile. A backend without
+  // graphs says so in SupportsGraphs and is never asked for one.
+  virtual bool SupportsGraphs() const { return false; }
+  virtual void BeginGraph() {}
+  virtual int EndGraph() { return -1; }  // the graph's id
+  virtual void RunGraph(int /*graph*/) {}
+  virtual void DropGraphs() {}
+  // Changes whenever the backend replaces scratch memory that recorded ops
+  // point at (a grown workspace): graphs recorded before are then stale.
+  virtual uint64_t scratch_generation() const { return 0; }
 };
 
 }  // namespace baton

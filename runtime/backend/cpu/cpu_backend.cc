@@ -100,4 +100,16 @@ void CpuBackend::GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) {
   }
 }
 
+void CpuBackend::SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) {
+  CpuCheck(logits.ndim() == 2 && logits.dim(0) == static_cast<int64_t>(batch.rows.size()), "SampleTokens",
+           "logits must be [rows, vocab]");
+  tokens.assign(batch.rows.size(), kSampleOnHost);
+}
+
+void CpuBackend::CopyToDevice(const Tensor& host, Tensor& device) {
+  CpuCheck(host.dtype() == device.dtype() && host.numel() == device.numel(), "CopyToDevice",
+           "host and device tensors must match in dtype and size");
+  if (host.nbytes() > 0) std::memcpy(device.raw(), host.raw(), host.nbytes());
+}
+
 }  // namespace baton

@@ -38,6 +38,9 @@ class CpuBackend final : public Backend {
   void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, const PagedAttentionBatch& batch,
                       const AttentionShape& shape, Tensor& out) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) override;
+  // Every row kSampleOnHost: the host Sampler is the CPU's sampler.
+  void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) override;
+  void CopyToDevice(const Tensor& host, Tensor& device) override;
 };
 
 // Aborts with a message when a shape precondition of an op is violated: these

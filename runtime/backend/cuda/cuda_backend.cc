@@ -15,6 +15,7 @@
 #include "runtime/backend/cuda/paged_attention.cuh"
 #include "runtime/backend/cuda/rms_norm.cuh"
 #include "runtime/backend/cuda/rope.cuh"
+#include "runtime/backend/cuda/sample_tokens.cuh"
 #include "runtime/backend/cuda/store_kv.cuh"
 #include "runtime/backend/cuda/swiglu.cuh"
 
@@ -60,9 +61,11 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, 
 
 CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  DropGraphs();
   if (cublas_ != nullptr) cublasDestroy(cublas_);
   cublas_workspace_ = Tensor();
   attention_workspace_ = Tensor();
+  sampling_workspace_ = Tensor();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
   // allocator_ lives on while tensors from it do; its last owner frees it.
 }
@@ -192,8 +195,11 @@ void CudaBackend::PagedAttention(const Tensor& qkv, const Tensor& cache_k, const
   if (plan.workspace_floats > 0 &&
       (attention_workspace_.raw() == nullptr || plan.workspace_floats > attention_workspace_.numel())) {
     // Grown, never shrunk: the old buffer goes back to the cache, and work
-    // already queued on stream_ finishes before anything reuses it.
+    // already queued on stream_ finishes before anything reuses it. Graphs
+    // that point at the old one are stale from now on.
+    if (capturing_) Die("PagedAttention", "workspace must grow while a graph is recorded (run the step eagerly first)");
     attention_workspace_ = Allocate({plan.workspace_floats}, DType::kF32);
+    ++scratch_generation_;
   }
   float* workspace = plan.num_splits > 1 ? static_cast<float*>(attention_workspace_.raw()) : nullptr;
   cuda::LaunchPagedAttention(qkv, cache_k, cache_v, batch, shape, plan, workspace, out, stream_);
@@ -202,6 +208,82 @@ void CudaBackend::PagedAttention(const Tensor& qkv, const Tensor& cache_k, const
 void CudaBackend::GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) {
   RequireDevice("GatherRows", {&x, &rows, &out});
   cuda::LaunchGatherRows(x, rows, out, stream_);
+}
+
+void CudaBackend::SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) {
+  RequireDevice("SampleTokens", {&logits});
+  const int64_t rows = static_cast<int64_t>(batch.rows.size());
+  if (logits.ndim() != 2 || logits.dim(0) != rows) {
+    Die("SampleTokens", "logits " + logits.DebugString() + " for " + std::to_string(rows) + " rows");
+  }
+  tokens.assign(static_cast<size_t>(rows), kSampleOnHost);
+  if (rows == 0) return;
+  const size_t work = cuda::SampleTokensWorkspaceBytes(rows, logits.dim(1));
+  if (sampling_workspace_.raw() == nullptr || work > sampling_workspace_.nbytes()) {
+    sampling_workspace_ = Allocate({static_cast<int64_t>(work)}, DType::kI8);
+  }
+  const size_t param_bytes = batch.rows.size() * sizeof(SampleRow);
+  Tensor params = Allocate({static_cast<int64_t>(param_bytes)}, DType::kI8);
+  BATON_CUDA_OR_DIE("SampleTokens", cudaMemcpyAsync(params.raw(), batch.rows.data(), param_bytes,
+                                                    cudaMemcpyHostToDevice, stream_));
+  Tensor context;
+  if (!batch.context.empty()) {
+    context = Allocate({static_cast<int64_t>(batch.context.size())}, DType::kI32);
+    BATON_CUDA_OR_DIE("SampleTokens", cudaMemcpyAsync(context.raw(), batch.context.data(), context.nbytes(),
+                                                      cudaMemcpyHostToDevice, stream_));
+  }
+  Tensor out = Allocate({rows}, DType::kI32);
+  cuda::LaunchSampleTokens(logits, static_cast<const SampleRow*>(params.raw()),
+                           static_cast<const int32_t*>(context.raw()), sampling_workspace_.raw(), out.data<int32_t>(),
+                           stream_);
+  BATON_CUDA_OR_DIE("SampleTokens", cudaMemcpyAsync(tokens.data(), out.raw(), out.nbytes(), cudaMemcpyDeviceToHost,
+                                                    stream_));
+  DieIfError(Synchronize(), "SampleTokens");
+}
+
+void CudaBackend::CopyToDevice(const Tensor& host, Tensor& device) {
+  RequireDevice("CopyToDevice", {&device});
+  if (host.dtype() != device.dtype() || host.numel() != device.numel()) {
+    Die("CopyToDevice", "host " + host.DebugString() + " does not fit " + device.DebugString());
+  }
+  if (host.nbytes() == 0) return;
+  BATON_CUDA_OR_DIE("CopyToDevice", cudaMemcpyAsync(device.raw(), host.raw(), host.nbytes(), cudaMemcpyHostToDevice,
+                                                    stream_));
+}
+
+void CudaBackend::BeginGraph() {
+  if (capturing_) Die("BeginGraph", "a graph is already being recorded");
+  BATON_CUDA_OR_DIE("BeginGraph", cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  capturing_ = true;
+}
+
+int CudaBackend::EndGraph() {
+  if (!capturing_) Die("EndGraph", "no graph is being recorded");
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  BATON_CUDA_OR_DIE("EndGraph", cudaStreamEndCapture(stream_, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t err = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  BATON_CUDA_OR_DIE("EndGraph", err);
+  graphs_.push_back(exec);
+  return static_cast<int>(graphs_.size()) - 1;
+}
+
+void CudaBackend::RunGraph(int graph) {
+  if (graph < 0 || static_cast<size_t>(graph) >= graphs_.size() || graphs_[graph] == nullptr) {
+    Die("RunGraph", "no graph " + std::to_string(graph));
+  }
+  BATON_CUDA_OR_DIE("RunGraph", cudaGraphLaunch(graphs_[graph], stream_));
+}
+
+void CudaBackend::DropGraphs() {
+  if (!graphs_.empty() && stream_ != nullptr) cudaStreamSynchronize(stream_);  // none may still be running
+  for (cudaGraphExec_t& g : graphs_) {
+    if (g != nullptr) cudaGraphExecDestroy(g);
+    g = nullptr;
+  }
+  graphs_.clear();
 }
 
 }  // namespace baton

@@ -23,6 +23,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <vector>
 
 #include "runtime/backend/backend.h"
 #include "runtime/backend/cuda/device_allocator.h"
@@ -68,6 +69,17 @@ class CudaBackend final : public Backend {
   void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, const PagedAttentionBatch& batch,
                       const AttentionShape& shape, Tensor& out) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) override;
+  // sample_tokens.cuh; waits for the ids (the one sync of a decode step).
+  void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) override;
+  void CopyToDevice(const Tensor& host, Tensor& device) override;
+
+  // CUDA graphs, captured from this backend's stream (thread-local mode).
+  bool SupportsGraphs() const override { return true; }
+  void BeginGraph() override;
+  int EndGraph() override;
+  void RunGraph(int graph) override;
+  void DropGraphs() override;
+  uint64_t scratch_generation() const override { return scratch_generation_; }
 
  private:
   CudaBackend(DType compute_dtype, int device) : compute_dtype_(compute_dtype), device_(device) {}
@@ -83,6 +95,10 @@ class CudaBackend final : public Backend {
   std::shared_ptr<cuda::DeviceAllocator> allocator_;
   Tensor cublas_workspace_;     // given to cuBLAS so it never allocates (graph capture)
   Tensor attention_workspace_;  // split-K partial results, grown on demand
+  Tensor sampling_workspace_;   // SampleTokens' per-row scratch, grown on demand
+  std::vector<cudaGraphExec_t> graphs_;  // by id; null once dropped
+  bool capturing_ = false;
+  uint64_t scratch_generation_ = 0;  // bumped when attention_workspace_ is replaced
 };
 
 }  // namespace baton
