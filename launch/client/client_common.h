@@ -37,5 +37,7 @@ void RegisterTokenizeCommand(CLI::App& app, CommandRun& run);
 void RegisterDetokenizeCommand(CLI::App& app, CommandRun& run);
 void RegisterInfoCommand(CLI::App& app, CommandRun& run);
 void RegisterHealthCommand(CLI::App& app, CommandRun& run);
+// `finetune create|get|list|watch|cancel` (finetune_commands.cc).
+void RegisterFinetuneCommands(CLI::App& app, CommandRun& run);
 
 }  // namespace baton::client_cli

@@ -1,6 +1,7 @@
 // `baton-client`: talks to a running baton-server. generate mirrors
 // `baton generate` (same flags, same --json) plus --stream and --timeout;
-// tokenize, detokenize, info and health call the other RPCs.
+// tokenize, detokenize, info and health call the other RPCs; finetune
+// create|get|list|watch|cancel drive the FineTuning service.
 #include <cstdio>
 
 #include "launch/client/client_common.h"
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   baton::client_cli::RegisterDetokenizeCommand(app, run);
   baton::client_cli::RegisterInfoCommand(app, run);
   baton::client_cli::RegisterHealthCommand(app, run);
+  baton::client_cli::RegisterFinetuneCommands(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

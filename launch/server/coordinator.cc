@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <thread>
 
+#include "launch/server/finetune_jobs.h"
+#include "launch/server/finetuning_service.h"
 #include "launch/server/generation_service.h"
 #include "launch/server/server_metrics.h"
 
@@ -18,6 +20,7 @@ namespace baton::server {
 namespace {
 
 constexpr const char* kServiceName = "baton.v1.Generation";
+constexpr const char* kFineTuningServiceName = "baton.v1.FineTuning";
 
 sigset_t ShutdownSignals() {
   sigset_t set;
@@ -90,6 +93,14 @@ Status ServeOnCoordinator(const ServerOptions& options, ModelSession& session) {
   if (options.metrics_port >= 0) {
     BATON_ASSIGN_OR_RETURN(metrics, ServerMetrics::Start(options.host, options.metrics_port, engine, options.model_dir));
   }
+  // Declared before the gRPC server, so it outlives every call in flight.
+  std::unique_ptr<FinetuneJobs> jobs;
+  if (!options.finetune.dir.empty()) {
+    FinetuneConfig config = options.finetune;
+    if (config.default_model.empty()) config.default_model = options.model_dir;
+    BATON_ASSIGN_OR_RETURN(jobs, FinetuneJobs::Create(std::move(config)));
+  }
+  FineTuningService finetuning(jobs.get());
   GenerationService service(engine, session.config(), session.tokenizer(), session.default_sampling(),
                             FactsOf(options, session), metrics.get());
   grpc::EnableDefaultHealthCheckService(true);
@@ -100,6 +111,7 @@ Status ServeOnCoordinator(const ServerOptions& options, ModelSession& session) {
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.RegisterService(&service);
+  builder.RegisterService(&finetuning);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Status::Unavailable("cannot listen on " + address + " (port in use?)");
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
@@ -112,12 +124,14 @@ Status ServeOnCoordinator(const ServerOptions& options, ModelSession& session) {
   if (status.ok()) {
     health->SetServingStatus(true);
     health->SetServingStatus(kServiceName, true);
+    if (jobs) health->SetServingStatus(kFineTuningServiceName, true);
     std::fprintf(stderr, "baton-server: warmed up, serving\n");
     ShutdownWatcher watcher(engine, health, options.drain_timeout_s);
     status = engine.Run();
     health->SetServingStatus(false);
   }
   if (!status.ok()) std::fprintf(stderr, "baton-server: engine stopped: %s\n", status.ToString().c_str());
+  if (jobs) jobs->Shutdown();  // cancels running jobs; their watchers get the final state
   // Let the final events already queued reach their clients.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return status;

@@ -1,15 +1,18 @@
-// Rank 0 of baton-server: the gRPC server (Generation, health, reflection),
-// the metrics endpoint and the Engine, from start to a clean exit.
+// Rank 0 of baton-server: the gRPC server (Generation, FineTuning, health,
+// reflection), the metrics endpoint, the Engine and the fine-tuning jobs,
+// from start to a clean exit.
 //
 // Lifecycle: listen (health NOT_SERVING) -> warm up -> SERVING -> run the
 // engine on this thread until SIGTERM/SIGINT (stop admission, drain within
 // --drain-timeout, exit 0) or a pipeline failure (every pending request
 // ends UNAVAILABLE, health NOT_SERVING, and the error is returned so the
-// whole job exits non-zero).
+// whole job exits non-zero). Either way, fine-tuning jobs still queued or
+// running are cancelled (their processes are gone) before the server stops.
 #pragma once
 
 #include <string>
 
+#include "launch/server/finetune_request.h"
 #include "runtime/serving/engine.h"
 #include "stages/model_session.h"
 
@@ -25,6 +28,7 @@ struct ServerOptions {
   std::vector<int> layers_per_stage;  // as the stages were split (for GetModelInfo)
   std::string model_dir;
   EngineOptions engine;
+  FinetuneConfig finetune;  // finetune.dir empty: no fine-tuning
 };
 
 // Blocks SIGTERM and SIGINT in this thread and every thread it starts, so

@@ -3,6 +3,7 @@
 // a clean shutdown (SIGTERM/SIGINT drain), 2 for bad flags or model input,
 // 1 for failures (a dead rank ends the whole job).
 #include <cstdio>
+#include <filesystem>
 
 #include "launch/cli/cli_common.h"
 #include "launch/server/coordinator.h"
@@ -24,6 +25,13 @@ baton::Status Serve(ServerFlags& f) {
   if (options.engine.max_batch_tokens < 1) return baton::Status::InvalidArgument("--max-batch-tokens must be >= 1");
   if (options.engine.max_waiting < 1) return baton::Status::InvalidArgument("--max-waiting must be >= 1");
   if (!(options.drain_timeout_s >= 0)) return baton::Status::InvalidArgument("--drain-timeout must be >= 0");
+  if (options.finetune.max_running_jobs < 1) return baton::Status::InvalidArgument("--max-finetune-jobs must be >= 1");
+  if (options.finetune.baton_binary.empty()) {
+    // The `baton` built and installed next to this baton-server.
+    std::error_code error;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+    options.finetune.baton_binary = (self.parent_path() / "baton").string();
+  }
   return baton::cli::RunOnPipeline(f.model, [&](baton::ModelSession& session) -> baton::Status {
     BATON_ASSIGN_OR_RETURN(auto ranges, baton::cli::StageLayout(f.model, session));
     options.layers_per_stage = ranges;
@@ -53,6 +61,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--warmup-requests", f.server.warmup_requests, "Dummy requests run before reporting SERVING")
       ->capture_default_str();
+  app.add_option("--finetune-dir", f.server.finetune.dir,
+                 "Folder of every fine-tuning job's data and outputs (FineTuning service off without it)");
+  app.add_option("--finetune-launcher", f.server.finetune.launcher,
+                 "Words put before `baton finetune`, {ranks} = pp*dp (e.g. \"mpirun -np {ranks}\"); "
+                 "empty: run it directly, one rank");
+  app.add_option("--max-finetune-jobs", f.server.finetune.max_running_jobs, "Fine-tuning jobs running at once")
+      ->capture_default_str();
+  app.add_option("--baton-binary", f.server.finetune.baton_binary,
+                 "The `baton` that runs fine-tuning jobs (default: the one next to baton-server)");
   app.add_flag("--no-prefix-caching", f.no_prefix_caching, "Do not reuse the KV blocks of repeated prompt prefixes");
   try {
     app.parse(argc, argv);

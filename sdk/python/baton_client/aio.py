@@ -3,18 +3,22 @@ import asyncio
 
 import grpc
 
-from . import _convert
+from . import _convert, _finetune
+from ._stubs import finetuning_pb2 as ft
+from ._stubs import finetuning_pb2_grpc
 from ._stubs import generation_pb2 as pb
 from ._stubs import generation_pb2_grpc, health_pb2_grpc
 from .errors import BatonError, DeadlineExceededError, from_rpc_error
+from .results import FinetuneStep
 
 
 class AsyncGenerateStream:
     """The events of one generation, as an async iterator: TokenEvents, then
     one FinalEvent. cancel() cancels the request and ends the iteration."""
 
-    def __init__(self, call):
+    def __init__(self, call, convert=_convert.event_of):
         self._call = call
+        self._convert = convert
         self._cancelled = False
 
     def __aiter__(self):
@@ -34,7 +38,7 @@ class AsyncGenerateStream:
                 raise
             if response is grpc.aio.EOF:
                 raise StopAsyncIteration
-            event = _convert.event_of(response)
+            event = self._convert(response)
             if event is not None:
                 return event
 
@@ -50,6 +54,13 @@ class AsyncGenerateStream:
             self.cancel()
 
 
+class AsyncFinetuneWatch(AsyncGenerateStream):
+    """WatchJob as an async iterator: FinetuneSteps, then the final FinetuneJob."""
+
+    def __init__(self, call):
+        super().__init__(call, _finetune.event_of)
+
+
 class AsyncClient:
     """Asyncio client; the same methods as Client, as coroutines. Create it
     inside the event loop that uses it."""
@@ -60,6 +71,7 @@ class AsyncClient:
         self._channel = channel if channel is not None else grpc.aio.insecure_channel(target, options=options)
         self._generation = generation_pb2_grpc.GenerationStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._finetuning = finetuning_pb2_grpc.FineTuningStub(self._channel)
 
     async def close(self):
         await self._channel.close()
@@ -115,6 +127,36 @@ class AsyncClient:
             await asyncio.sleep(0.1)
         raise DeadlineExceededError(f"server not SERVING after {timeout} s (last: {last})",
                                     code=grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    async def create_finetune_job(self, data, out, *, model=None, timeout=None, **hyperparameters):
+        """Like Client.create_finetune_job."""
+        request = _finetune.create_request(data, out, model, **hyperparameters)
+        return _finetune.job_of(await self._unary(self._finetuning.CreateJob, request, timeout))
+
+    async def get_finetune_job(self, job_id, *, timeout=None):
+        return _finetune.job_of(await self._unary(self._finetuning.GetJob, ft.GetJobRequest(id=job_id), timeout))
+
+    async def list_finetune_jobs(self, *, timeout=None):
+        response = await self._unary(self._finetuning.ListJobs, ft.ListJobsRequest(), timeout)
+        return [_finetune.job_of(job) for job in response.jobs]
+
+    def watch_finetune_job(self, job_id, *, timeout=None):
+        """An AsyncFinetuneWatch (`async for`): FinetuneSteps, then the final FinetuneJob."""
+        return AsyncFinetuneWatch(self._finetuning.WatchJob(ft.WatchJobRequest(id=job_id), timeout=timeout))
+
+    async def wait_finetune_job(self, job_id, *, timeout=None):
+        """Waits until the job has ended; returns (steps, final FinetuneJob)."""
+        steps, final = [], None
+        async with self.watch_finetune_job(job_id, timeout=timeout) as events:
+            async for event in events:
+                if isinstance(event, FinetuneStep):
+                    steps.append(event)
+                else:
+                    final = event
+        return steps, final
+
+    async def cancel_finetune_job(self, job_id, *, timeout=None):
+        return _finetune.job_of(await self._unary(self._finetuning.CancelJob, ft.CancelJobRequest(id=job_id), timeout))
 
     @staticmethod
     async def _unary(method, request, timeout):

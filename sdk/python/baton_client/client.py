@@ -3,10 +3,13 @@ import time
 
 import grpc
 
-from . import _convert
+from . import _convert, _finetune
+from ._stubs import finetuning_pb2 as ft
+from ._stubs import finetuning_pb2_grpc
 from ._stubs import generation_pb2 as pb
 from ._stubs import generation_pb2_grpc, health_pb2_grpc
 from .errors import BatonError, DeadlineExceededError, from_rpc_error
+from .results import FinetuneStep
 
 
 class GenerateStream:
@@ -16,8 +19,9 @@ class GenerateStream:
     on the server and ends the iteration.
     """
 
-    def __init__(self, call):
+    def __init__(self, call, convert=_convert.event_of):
         self._call = call
+        self._convert = convert
         self._cancelled = False
 
     def __iter__(self):
@@ -31,7 +35,7 @@ class GenerateStream:
                 if self._cancelled:
                     raise StopIteration from None
                 raise from_rpc_error(error) from None
-            event = _convert.event_of(response)
+            event = self._convert(response)
             if event is not None:
                 return event
 
@@ -47,6 +51,15 @@ class GenerateStream:
             self.cancel()
 
 
+class FinetuneWatch(GenerateStream):
+    """The events of WatchJob: a FinetuneStep per optimizer step (past ones
+    first), then the job's final FinetuneJob. cancel() stops watching (the job
+    goes on)."""
+
+    def __init__(self, call):
+        super().__init__(call, _finetune.event_of)
+
+
 class Client:
     """Synchronous client. `target` is "host:port"; the channel is plaintext
     unless a ready `channel` is given. Safe to share between threads."""
@@ -57,6 +70,7 @@ class Client:
         self._channel = channel if channel is not None else grpc.insecure_channel(target, options=options)
         self._generation = generation_pb2_grpc.GenerationStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._finetuning = finetuning_pb2_grpc.FineTuningStub(self._channel)
 
     def close(self):
         self._channel.close()
@@ -120,6 +134,47 @@ class Client:
             time.sleep(0.1)
         raise DeadlineExceededError(f"server not SERVING after {timeout} s (last: {last})",
                                     code=grpc.StatusCode.DEADLINE_EXCEEDED)
+
+    def create_finetune_job(self, data, out, *, model=None, timeout=None, **hyperparameters):
+        """Starts (or queues) a fine-tuning job on the server; returns its FinetuneJob.
+
+        `data` and `out` are paths relative to the server's --finetune-dir (and must stay inside
+        it); `model` defaults to the served model. Hyperparameters are `baton finetune`'s flags
+        in snake_case: steps, lr, batch_size, seq_len, lr_schedule, warmup, weight_decay,
+        grad_clip, seed, no_shuffle, micro_batch_size, pp, dp, zero, schedule, micro_batches,
+        activation_checkpointing, checkpoint_every, resume. Those not given keep the binary's
+        defaults.
+        """
+        request = _finetune.create_request(data, out, model, **hyperparameters)
+        return _finetune.job_of(self._unary(self._finetuning.CreateJob, request, timeout))
+
+    def get_finetune_job(self, job_id, *, timeout=None):
+        """The job's state and progress (NotFoundError for an unknown id)."""
+        return _finetune.job_of(self._unary(self._finetuning.GetJob, ft.GetJobRequest(id=job_id), timeout))
+
+    def list_finetune_jobs(self, *, timeout=None):
+        """Every job the server has seen since it started, oldest first."""
+        response = self._unary(self._finetuning.ListJobs, ft.ListJobsRequest(), timeout)
+        return [_finetune.job_of(job) for job in response.jobs]
+
+    def watch_finetune_job(self, job_id, *, timeout=None):
+        """A FinetuneWatch: iterate it for FinetuneSteps, then the final FinetuneJob."""
+        return FinetuneWatch(self._finetuning.WatchJob(ft.WatchJobRequest(id=job_id), timeout=timeout))
+
+    def wait_finetune_job(self, job_id, *, timeout=None):
+        """Blocks until the job has ended; returns (steps, final FinetuneJob)."""
+        steps, final = [], None
+        with self.watch_finetune_job(job_id, timeout=timeout) as events:
+            for event in events:
+                if isinstance(event, FinetuneStep):
+                    steps.append(event)
+                else:
+                    final = event
+        return steps, final
+
+    def cancel_finetune_job(self, job_id, *, timeout=None):
+        """Cancels the job; returns once its process is gone, with its final FinetuneJob."""
+        return _finetune.job_of(self._unary(self._finetuning.CancelJob, ft.CancelJobRequest(id=job_id), timeout))
 
     @staticmethod
     def _unary(method, request, timeout):

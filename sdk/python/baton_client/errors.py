@@ -37,6 +37,14 @@ class CancelledError(BatonError):
     """The call was cancelled (by the server, or this process)."""
 
 
+class NotFoundError(BatonError):
+    """No such thing on the server (e.g. an unknown fine-tuning job id)."""
+
+
+class FailedPreconditionError(BatonError):
+    """The server is not set up for this call (e.g. fine-tuning without --finetune-dir)."""
+
+
 class GenerationError(BatonError):
     """A generation that the server ended with finish_reason "error"."""
 
@@ -47,6 +55,8 @@ _BY_CODE = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.CANCELLED: CancelledError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
 }
 
 # Server messages start with the field at fault: "sampling.top_p: must be in (0, 1], got 1.5".

@@ -1,6 +1,6 @@
 """What the client returns: plain dataclasses, no protobuf types."""
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,40 @@ class ModelInfo:
     eos_token_ids: List[int]
     max_batch_tokens: int
     micro_batches: int
+
+
+@dataclass(frozen=True)
+class FinetuneStep:
+    """One optimizer step of a fine-tuning job, as `baton finetune --json` reports it."""
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float
+    tokens_per_s: float
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class FinetuneJob:
+    """A fine-tuning job on the server. Times are seconds since the Unix epoch (0 = not yet)."""
+    id: str
+    state: str  # "queued", "running", "succeeded", "failed" or "cancelled"
+    step: int
+    total_steps: int  # 0 while unknown (the binary's default)
+    loss: float
+    lr: float
+    tokens_per_s: float
+    eta_s: float
+    final_loss: float  # after the last step, once succeeded
+    create_time: float
+    start_time: float
+    finish_time: float
+    out: str  # resolved output folder on the server
+    log_path: str
+    error: str
+    pid: int  # while running
+    request: Dict[str, Any] = field(default_factory=dict)  # the fields the job was created with
+
+    @property
+    def done(self):
+        return self.state in ("succeeded", "failed", "cancelled")
