@@ -8,17 +8,14 @@
 #include "sdk/cpp/grpc_status.h"
 
 namespace baton {
-namespace {
 
-void ApplyOptions(const CallOptions& options, grpc::ClientContext& context) {
+void ApplyCallOptions(const CallOptions& options, grpc::ClientContext& context) {
   if (options.timeout_seconds > 0) {
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::duration_cast<std::chrono::system_clock::duration>(
                              std::chrono::duration<double>(options.timeout_seconds)));
   }
 }
-
-}  // namespace
 
 const char* ServingStatusName(ServingStatus status) {
   switch (status) {
@@ -45,7 +42,7 @@ BatonClient::BatonClient(std::shared_ptr<grpc::Channel> channel)
 StatusOr<v1::FinalEvent> BatonClient::Generate(const v1::GenerateRequest& request, const TokenCallback& on_token,
                                                const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = generation_->Generate(&context, request);
   v1::GenerateResponse response;
   v1::FinalEvent final_event;
@@ -75,7 +72,7 @@ StatusOr<v1::FinalEvent> BatonClient::Generate(const v1::GenerateRequest& reques
 StatusOr<std::vector<int32_t>> BatonClient::Tokenize(const std::string& text, bool add_special_tokens,
                                                      const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   v1::TokenizeRequest request;
   request.set_text(text);
   request.set_add_special_tokens(add_special_tokens);
@@ -87,7 +84,7 @@ StatusOr<std::vector<int32_t>> BatonClient::Tokenize(const std::string& text, bo
 StatusOr<std::string> BatonClient::Detokenize(const std::vector<int32_t>& token_ids, bool skip_special_tokens,
                                               const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   v1::DetokenizeRequest request;
   request.mutable_token_ids()->Add(token_ids.begin(), token_ids.end());
   request.set_skip_special_tokens(skip_special_tokens);
@@ -98,7 +95,7 @@ StatusOr<std::string> BatonClient::Detokenize(const std::vector<int32_t>& token_
 
 StatusOr<v1::ModelInfo> BatonClient::GetModelInfo(const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   v1::ModelInfo info;
   BATON_RETURN_IF_ERROR(
       FromGrpcStatus(generation_->GetModelInfo(&context, v1::GetModelInfoRequest(), &info), "GetModelInfo"));
@@ -107,7 +104,7 @@ StatusOr<v1::ModelInfo> BatonClient::GetModelInfo(const CallOptions& options) {
 
 StatusOr<ServingStatus> BatonClient::Health(const std::string& service, const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;

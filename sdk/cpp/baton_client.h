@@ -23,6 +23,10 @@ struct CallOptions {
   double timeout_seconds = 0;  // deadline of the whole call; 0 = none
 };
 
+// Sets the deadline CallOptions asks for on a call's context (every client
+// of this SDK does so).
+void ApplyCallOptions(const CallOptions& options, grpc::ClientContext& context);
+
 enum class ServingStatus { kUnknown, kServing, kNotServing, kServiceUnknown };
 // "UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN" (as grpc.health.v1 names them)
 const char* ServingStatusName(ServingStatus status);

@@ -3,22 +3,9 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
 
-#include <chrono>
-
 #include "sdk/cpp/grpc_status.h"
 
 namespace baton {
-namespace {
-
-void ApplyOptions(const CallOptions& options, grpc::ClientContext& context) {
-  if (options.timeout_seconds > 0) {
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                             std::chrono::duration<double>(options.timeout_seconds)));
-  }
-}
-
-}  // namespace
 
 FineTuningClient::FineTuningClient(const std::string& target)
     : FineTuningClient(grpc::CreateChannel(target, grpc::InsecureChannelCredentials())) {}
@@ -28,7 +15,7 @@ FineTuningClient::FineTuningClient(std::shared_ptr<grpc::Channel> channel)
 
 StatusOr<v1::Job> FineTuningClient::CreateJob(const v1::CreateJobRequest& request, const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   v1::Job job;
   BATON_RETURN_IF_ERROR(FromGrpcStatus(stub_->CreateJob(&context, request, &job), "CreateJob"));
   return job;
@@ -36,7 +23,7 @@ StatusOr<v1::Job> FineTuningClient::CreateJob(const v1::CreateJobRequest& reques
 
 StatusOr<v1::Job> FineTuningClient::GetJob(const std::string& id, const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   v1::GetJobRequest request;
   request.set_id(id);
   v1::Job job;
@@ -46,7 +33,7 @@ StatusOr<v1::Job> FineTuningClient::GetJob(const std::string& id, const CallOpti
 
 StatusOr<std::vector<v1::Job>> FineTuningClient::ListJobs(const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   v1::ListJobsResponse response;
   BATON_RETURN_IF_ERROR(FromGrpcStatus(stub_->ListJobs(&context, v1::ListJobsRequest(), &response), "ListJobs"));
   return std::vector<v1::Job>(response.jobs().begin(), response.jobs().end());
@@ -54,7 +41,7 @@ StatusOr<std::vector<v1::Job>> FineTuningClient::ListJobs(const CallOptions& opt
 
 StatusOr<v1::Job> FineTuningClient::CancelJob(const std::string& id, const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   v1::CancelJobRequest request;
   request.set_id(id);
   v1::Job job;
@@ -65,7 +52,7 @@ StatusOr<v1::Job> FineTuningClient::CancelJob(const std::string& id, const CallO
 StatusOr<v1::Job> FineTuningClient::WatchJob(const std::string& id, const StepCallback& on_step,
                                              const CallOptions& options) {
   grpc::ClientContext context;
-  ApplyOptions(options, context);
+  ApplyCallOptions(options, context);
   v1::WatchJobRequest request;
   request.set_id(id);
   std::unique_ptr<grpc::ClientReader<v1::WatchJobResponse>> reader = stub_->WatchJob(&context, request);
