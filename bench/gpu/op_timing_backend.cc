@@ -81,6 +81,10 @@ void OpTimingBackend::RmsNorm(const Tensor& x, const Tensor& weight, float eps, 
   BATON_TIMED("RmsNorm", inner_.RmsNorm(x, weight, eps, y));
 }
 void OpTimingBackend::AddInPlace(Tensor& x, const Tensor& y) { BATON_TIMED("AddInPlace", inner_.AddInPlace(x, y)); }
+void OpTimingBackend::AddNorm(NormOp op, const Tensor& x, Tensor& residual, const Tensor& weight, const Tensor& bias,
+                              float eps, Tensor& normed) {
+  BATON_TIMED("AddNorm", inner_.AddNorm(op, x, residual, weight, bias, eps, normed));
+}
 void OpTimingBackend::Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads,
                            int num_kv_heads, int head_dim) {
   BATON_TIMED("Rope", inner_.Rope(qkv, positions, inv_freq, num_heads, num_kv_heads, head_dim));

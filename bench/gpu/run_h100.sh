@@ -6,15 +6,22 @@
 # the same checkpoints and card. Writes to $OUT: info.txt (card, disk),
 # gpu_tests.log, run.log (everything's stderr), results.json (every
 # benchmark's JSON). From the repo root, on the GPU machine:
-#   bench/gpu/run_h100.sh [--skip-tests] [--skip-ops] [--skip-hf] [--skip-attention] [--skip-eager]
+#   bench/gpu/run_h100.sh [--skip-tests] [--skip-ops] [--skip-hf] [--skip-attention] [--skip-eager] [--ab]
+#                        [--op-timings]
 # Batch-1 decode runs twice per shape: with CUDA graphs (the default) and,
 # unless --skip-eager, with BATON_CUDA_GRAPHS=off (baton_decode_*_eager).
+# --ab adds a third run per shape, graphs on, with the decode attention
+# kernel and the fused residual add + norm switched off
+# (BATON_DECODE_ATTENTION=off BATON_FUSED_ADD_NORM=off: baton_decode_*_before),
+# so a change and what it replaced are measured in the same call.
+# --op-timings runs gpu_op_timings (op_timings.json), and again with the
+# decode attention kernel off (op_timings_warp_attention.json).
 # Binaries come from build-gpucarry/carry.tar.xz (tests/gpu/make_carry.sh,
 # built on a machine with Baton's dependencies; the GPU image lacks them).
 set -uo pipefail
 OUT=${OUT:-/tmp/h100_out}
 mkdir -p "$OUT"
-SKIP_TESTS=0 SKIP_OPS=0 SKIP_HF=0 SKIP_ATTN=0 SKIP_EAGER=0
+SKIP_TESTS=0 SKIP_OPS=0 SKIP_HF=0 SKIP_ATTN=0 SKIP_EAGER=0 AB=0 OP_TIMINGS=0
 for a in "$@"; do
   case $a in
     --skip-tests) SKIP_TESTS=1 ;;
@@ -22,6 +29,8 @@ for a in "$@"; do
     --skip-hf) SKIP_HF=1 ;;
     --skip-attention) SKIP_ATTN=1 ;;
     --skip-eager) SKIP_EAGER=1 ;;
+    --ab) AB=1 ;;
+    --op-timings) OP_TIMINGS=1 ;;
   esac
 done
 PY=/opt/torch/.venv/bin/python3
@@ -59,6 +68,13 @@ if [ $SKIP_TESTS = 0 ]; then
   done
 fi
 
+if [ $OP_TIMINGS = 1 ]; then
+  step "gpu_op_timings (decode attention kernel on, then off)"
+  timeout 150 "$BIN/gpu_op_timings" "$R/op_timings.json" >>"$LOG" 2>&1 || status=1
+  BATON_DECODE_ATTENTION=off timeout 150 "$BIN/gpu_op_timings" "$R/op_timings_warp_attention.json" >>"$LOG" 2>&1 ||
+    status=1
+fi
+
 M1=/tmp/baton-llama-3.2-1b
 M8=/tmp/baton-llama-3-8b
 step "make-model"
@@ -78,6 +94,15 @@ if [ $SKIP_EAGER = 0 ]; then
     [ $m = 8b ] && M=$M8 && L=llama-3-8b
     BATON_CUDA_GRAPHS=off timeout 240 "$BIN/bench_gpu_decode" --model $M --label $L \
       >"$R/baton_decode_${m}_eager.json" 2>>"$LOG" || status=1
+  done
+fi
+if [ $AB = 1 ]; then
+  for m in 1b 8b; do
+    step "bench_gpu_decode llama-$m, decode attention kernel and fused add+norm off"
+    M=$M1; L=llama-3.2-1b
+    [ $m = 8b ] && M=$M8 && L=llama-3-8b
+    BATON_DECODE_ATTENTION=off BATON_FUSED_ADD_NORM=off timeout 240 "$BIN/bench_gpu_decode" --model $M --label $L \
+      >"$R/baton_decode_${m}_before.json" 2>>"$LOG" || status=1
   done
 fi
 step "bench_gpu_decode llama-3.2-1b"
@@ -108,7 +133,7 @@ def g(d, *ks):
     for k in ks:
         d = d.get(k, {}) if isinstance(d, dict) else {}
     return d
-for m in ("1b", "8b", "1b_eager", "8b_eager"):
+for m in ("1b", "8b", "1b_eager", "8b_eager", "1b_before", "8b_before"):
     b = res.get("baton_decode_" + m, {})
     print(m, "baton decode", b.get("decode_tokens_per_s"), "tok/s, floor", b.get("floor_tokens_per_s"),
           "fraction", b.get("fraction_of_floor"), "ttft", b.get("ttft_ms"), "graphs", b.get("cuda_graphs"),

@@ -66,6 +66,9 @@ struct SampleBatch {
 // SampleTokens' answer for a row the backend leaves to the host Sampler.
 inline constexpr int32_t kSampleOnHost = -2;
 
+// Which norm Backend::AddNorm applies.
+enum class NormOp { kLayerNorm, kRmsNorm };
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -90,6 +93,21 @@ class Backend {
   virtual void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) = 0;
   // x += y, elementwise (residual connections)
   virtual void AddInPlace(Tensor& x, const Tensor& y) = 0;
+  // The residual add and the norm after it, in one pass over the row:
+  // residual += x, then normed = LayerNorm(residual) (weight, bias) or
+  // RmsNorm(residual) (weight; bias ignored). Same result as AddInPlace
+  // followed by LayerNorm/RmsNorm on the updated residual (the CPU's is
+  // bit-identical); backends fuse it to save a pass and a launch. The
+  // default runs the two ops.
+  virtual void AddNorm(NormOp op, const Tensor& x, Tensor& residual, const Tensor& weight, const Tensor& bias,
+                       float eps, Tensor& normed) {
+    AddInPlace(residual, x);
+    if (op == NormOp::kLayerNorm) {
+      LayerNorm(residual, weight, bias, eps, normed);
+    } else {
+      RmsNorm(residual, weight, eps, normed);
+    }
+  }
   // Rotates the first `num_heads` and next `num_kv_heads` head slices of
   // each row of qk (rotate-half convention, as transformers' Llama) by
   // position * inv_freq. qk [N, (num_heads + num_kv_heads) * head_dim] may

@@ -11,6 +11,12 @@ void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, con
   }
 }
 
+void ApplyAddNorm(Backend& backend, const ModelConfig& config, const Tensor& x, Tensor& residual, const Tensor& weight,
+                  const Tensor& bias, Tensor& normed) {
+  const NormOp op = config.norm == NormKind::kLayerNorm ? NormOp::kLayerNorm : NormOp::kRmsNorm;
+  backend.AddNorm(op, x, residual, weight, bias, config.norm_eps, normed);
+}
+
 void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Tensor& hidden, Tensor& cache_k,
                              Tensor& cache_v) {
   Backend& be = ctx.backend;
@@ -30,10 +36,9 @@ void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Ten
   be.PagedAttention(qkv, cache_k, cache_v, ctx.plan.attention, ctx.attention, attn);
   Tensor proj = ctx.buffers.proj(n);
   be.Linear(attn, w.o_w, w.o_b, proj);
-  be.AddInPlace(hidden, proj);
 
-  // MLP block.
-  ApplyNorm(be, c, hidden, w.mlp_norm_w, w.mlp_norm_b, normed);
+  // MLP block; its norm is fused with the attention's residual add.
+  ApplyAddNorm(be, c, proj, hidden, w.mlp_norm_w, w.mlp_norm_b, normed);
   Tensor up = ctx.buffers.up(n);
   be.Linear(normed, w.up_w, w.up_b, up);
   if (c.mlp == MlpKind::kSwiGlu) {

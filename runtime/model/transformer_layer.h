@@ -27,5 +27,9 @@ void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Ten
 // Applies the model's norm (LayerNorm or RMSNorm) with the given weights.
 void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight, const Tensor& bias,
                Tensor& y);
+// residual += x, then normed = the model's norm of residual, in one op
+// (Backend::AddNorm; on the CPU bit-identical to AddInPlace + ApplyNorm).
+void ApplyAddNorm(Backend& backend, const ModelConfig& config, const Tensor& x, Tensor& residual, const Tensor& weight,
+                  const Tensor& bias, Tensor& normed);
 
 }  // namespace baton

@@ -3,7 +3,9 @@
 // MHA, head_dim 32..128, sliding windows, and long decodes that take the
 // split-K (flash-decoding) path. In F16/BF16 with head_dim 64/128, the
 // sequences with more than 8 new tokens take the tensor-core prefill kernel
-// and the rest the warp kernel, both in one call.
+// and the rest the warp kernel, both in one call; decode-only batches take
+// the GQA decode kernel (decode_attention.cu), with split plans from the
+// real maximum context and from a decode graph's larger context bucket.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,23 +26,42 @@ struct Seq {
 struct Case {
   std::string name;
   int heads, kv_heads, head_dim, block_size, window;
+  int context_bucket;  // > 0: max_context_len as a decode graph passes it (a bucket above the real maximum)
   std::vector<Seq> seqs;
 };
 
+// n decodes of contexts 1..~90: enough (sequence, kv head) blocks that
+// nothing is split.
+std::vector<Seq> ManyDecodes(int n) {
+  std::vector<Seq> seqs;
+  for (int i = 0; i < n; ++i) seqs.push_back({1, 1 + (i * 37) % 90});
+  return seqs;
+}
+
 std::vector<Case> Cases() {
   return {
-      {"mixed_d64_gqa2", 4, 2, 64, 16, 0, {{37, 37}, {1, 100}, {20, 70}, {1, 1}, {0, 10}, {3, 19}}},
-      {"mixed_d128_gqa4", 32, 8, 128, 16, 0, {{1, 513}, {64, 64}, {5, 300}, {1, 17}}},
-      {"window48_d128", 8, 2, 128, 16, 48, {{100, 100}, {1, 700}, {30, 200}}},
-      {"mha_d64", 6, 6, 64, 16, 0, {{12, 40}, {1, 33}}},
-      {"decode_split_d128", 32, 8, 128, 16, 0, {{1, 3000}, {1, 1500}, {1, 257}}},
-      {"chunked_prefill_d64", 8, 2, 64, 16, 0, {{130, 400}, {65, 65}, {9, 1000}, {8, 20}, {1, 5}}},
-      {"chunked_prefill_window100_d128", 16, 4, 128, 16, 100, {{200, 333}, {1, 90}, {70, 70}}},
-      {"decode_split_window1000", 32, 8, 128, 16, 1000, {{1, 4097}}},
-      {"decode_split_d64_gqa8", 64, 8, 64, 16, 0, {{1, 2048}}},
-      {"odd_head_dim80", 4, 1, 80, 16, 0, {{9, 9}, {1, 50}}},
-      {"d32_block32", 2, 1, 32, 32, 0, {{3, 70}, {1, 64}}},
-      {"prefill512_d128", 32, 8, 128, 16, 0, {{512, 512}}},
+      {"mixed_d64_gqa2", 4, 2, 64, 16, 0, 0, {{37, 37}, {1, 100}, {20, 70}, {1, 1}, {0, 10}, {3, 19}}},
+      {"mixed_d128_gqa4", 32, 8, 128, 16, 0, 0, {{1, 513}, {64, 64}, {5, 300}, {1, 17}}},
+      {"window48_d128", 8, 2, 128, 16, 48, 0, {{100, 100}, {1, 700}, {30, 200}}},
+      {"mha_d64", 6, 6, 64, 16, 0, 0, {{12, 40}, {1, 33}}},
+      {"decode_split_d128", 32, 8, 128, 16, 0, 0, {{1, 3000}, {1, 1500}, {1, 257}}},
+      {"chunked_prefill_d64", 8, 2, 64, 16, 0, 0, {{130, 400}, {65, 65}, {9, 1000}, {8, 20}, {1, 5}}},
+      {"chunked_prefill_window100_d128", 16, 4, 128, 16, 100, 0, {{200, 333}, {1, 90}, {70, 70}}},
+      {"decode_split_window1000", 32, 8, 128, 16, 1000, 0, {{1, 4097}}},
+      {"decode_split_d64_gqa8", 64, 8, 64, 16, 0, 0, {{1, 2048}}},
+      {"odd_head_dim80", 4, 1, 80, 16, 0, 0, {{9, 9}, {1, 50}}},
+      {"d32_block32", 2, 1, 32, 32, 0, 0, {{3, 70}, {1, 64}}},
+      {"prefill512_d128", 32, 8, 128, 16, 0, 0, {{512, 512}}},
+      // Decode-only batches (max_query_len 1) take decode_attention.cu: one
+      // block per (sequence, kv head, split), the last split merging.
+      {"decode_b1_8b_shape", 32, 8, 128, 16, 0, 0, {{1, 130}}},
+      {"decode_b1_bucket256", 32, 8, 128, 16, 0, 256, {{1, 150}}},
+      {"decode_b1_bucket1024_short", 32, 8, 128, 16, 0, 1024, {{1, 40}}},
+      {"decode_gqa7_d64", 14, 2, 64, 16, 0, 0, {{1, 1}, {1, 40}, {0, 10}, {1, 333}, {1, 17}}},
+      {"decode_mha_d64_block32", 12, 12, 64, 32, 0, 0, {{1, 100}, {1, 64}, {1, 2}}},
+      {"decode_window64_bucket512", 32, 8, 128, 16, 64, 512, {{1, 300}, {1, 20}}},
+      {"decode_b1_ctx5000", 32, 8, 128, 16, 0, 0, {{1, 5000}}},
+      {"decode_one_split_b140", 32, 8, 128, 16, 0, 0, ManyDecodes(140)},
   };
 }
 
@@ -93,7 +114,7 @@ Built Build(const Case& c, DType dtype, std::mt19937& rng) {
   b.host.slot_mapping = HostI32(slots, {b.n});
   b.host.num_seqs = s;
   b.host.max_query_len = max_q;
-  b.host.max_context_len = max_ctx;
+  b.host.max_context_len = c.context_bucket > 0 ? c.context_bucket : max_ctx;
   const int64_t width = static_cast<int64_t>(c.heads + 2 * c.kv_heads) * c.head_dim;
   // q wider than k so the softmax is peaked in places, not uniform.
   b.qkv = RandomHost(rng, {b.n, width}, dtype, -2.0f, 2.0f);

@@ -29,6 +29,8 @@ class CpuBackend final : public Backend {
   void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) override;
   void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) override;
   void AddInPlace(Tensor& x, const Tensor& y) override;
+  void AddNorm(NormOp op, const Tensor& x, Tensor& residual, const Tensor& weight, const Tensor& bias, float eps,
+               Tensor& normed) override;
   void Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
             int head_dim) override;
   void GeluNew(Tensor& x) override;

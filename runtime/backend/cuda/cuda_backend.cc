@@ -2,11 +2,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "runtime/backend/cuda/add_in_place.cuh"
+#include "runtime/backend/cuda/add_norm.cuh"
 #include "runtime/backend/cuda/convert.cuh"
 #include "runtime/backend/cuda/cublas_check.h"
 #include "runtime/backend/cuda/cuda_check.h"
+#include "runtime/backend/cuda/decode_attention.cuh"
 #include "runtime/backend/cuda/embedding.cuh"
 #include "runtime/backend/cuda/gather_rows.cuh"
 #include "runtime/backend/cuda/gelu_new.cuh"
@@ -35,6 +38,11 @@ void DieIfError(const Status& status, const char* op) {
 
 #define BATON_CUDA_OR_DIE(op, call) DieIfError(::baton::cuda::CudaStatus((call), #call, __FILE__, __LINE__), op)
 
+bool EnvOff(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0);
+}
+
 }  // namespace
 
 StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, int device) {
@@ -43,6 +51,8 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, 
                                    DTypeName(compute_dtype));
   }
   std::unique_ptr<CudaBackend> b(new CudaBackend(compute_dtype, device));
+  b->decode_attention_ = !EnvOff("BATON_DECODE_ATTENTION");
+  b->fused_add_norm_ = !EnvOff("BATON_FUSED_ADD_NORM");
   BATON_CUDA_CHECK(cudaSetDevice(device));
   BATON_CUDA_CHECK(cudaDeviceGetAttribute(&b->multiprocessors_, cudaDevAttrMultiProcessorCount, device));
   BATON_CUDA_CHECK(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking));
@@ -65,6 +75,7 @@ CudaBackend::~CudaBackend() {
   if (cublas_ != nullptr) cublasDestroy(cublas_);
   cublas_workspace_ = Tensor();
   attention_workspace_ = Tensor();
+  attention_counters_ = Tensor();
   sampling_workspace_ = Tensor();
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
   // allocator_ lives on while tensors from it do; its last owner frees it.
@@ -165,6 +176,16 @@ void CudaBackend::AddInPlace(Tensor& x, const Tensor& y) {
   cuda::LaunchAddInPlace(x, y, stream_);
 }
 
+void CudaBackend::AddNorm(NormOp op, const Tensor& x, Tensor& residual, const Tensor& weight, const Tensor& bias,
+                          float eps, Tensor& normed) {
+  if (!fused_add_norm_) {
+    Backend::AddNorm(op, x, residual, weight, bias, eps, normed);
+    return;
+  }
+  RequireDevice("AddNorm", {&x, &residual, &weight, &bias, &normed});
+  cuda::LaunchAddNorm(op, x, residual, weight, bias, eps, normed, stream_);
+}
+
 void CudaBackend::Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
                        int head_dim) {
   RequireDevice("Rope", {&qkv, &positions, &inv_freq});
@@ -191,18 +212,38 @@ void CudaBackend::PagedAttention(const Tensor& qkv, const Tensor& cache_k, const
                                  const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& out) {
   RequireDevice("PagedAttention",
                 {&qkv, &cache_k, &cache_v, &batch.query_start, &batch.context_len, &batch.block_tables, &out});
-  const cuda::AttentionPlan plan = cuda::PlanPagedAttention(qkv.dim(0), batch, shape, multiprocessors_);
-  if (plan.workspace_floats > 0 &&
-      (attention_workspace_.raw() == nullptr || plan.workspace_floats > attention_workspace_.numel())) {
-    // Grown, never shrunk: the old buffer goes back to the cache, and work
-    // already queued on stream_ finishes before anything reuses it. Graphs
-    // that point at the old one are stale from now on.
-    if (capturing_) Die("PagedAttention", "workspace must grow while a graph is recorded (run the step eagerly first)");
-    attention_workspace_ = Allocate({plan.workspace_floats}, DType::kF32);
-    ++scratch_generation_;
+  if (decode_attention_ && cuda::DecodeAttentionSupported(qkv, cache_k, cache_v, batch, shape)) {
+    const cuda::DecodeAttentionPlan plan = cuda::PlanDecodeAttention(qkv.dim(0), batch, shape, multiprocessors_);
+    EnsureAttentionScratch(plan.workspace_floats, plan.counters);
+    const bool split = plan.num_splits > 1;
+    cuda::LaunchDecodeAttention(qkv, cache_k, cache_v, batch, shape, plan,
+                                split ? static_cast<float*>(attention_workspace_.raw()) : nullptr,
+                                split ? static_cast<int*>(attention_counters_.raw()) : nullptr, out, stream_);
+    return;
   }
+  const cuda::AttentionPlan plan = cuda::PlanPagedAttention(qkv.dim(0), batch, shape, multiprocessors_);
+  EnsureAttentionScratch(plan.workspace_floats, 0);
   float* workspace = plan.num_splits > 1 ? static_cast<float*>(attention_workspace_.raw()) : nullptr;
   cuda::LaunchPagedAttention(qkv, cache_k, cache_v, batch, shape, plan, workspace, out, stream_);
+}
+
+void CudaBackend::EnsureAttentionScratch(int64_t floats, int64_t counters) {
+  // Grown, never shrunk: an old buffer goes back to the cache, and work
+  // already queued on stream_ finishes before anything reuses it. Graphs
+  // that point at the old one are stale from now on.
+  const bool grow_floats =
+      floats > 0 && (attention_workspace_.raw() == nullptr || floats > attention_workspace_.numel());
+  const bool grow_counters =
+      counters > 0 && (attention_counters_.raw() == nullptr || counters > attention_counters_.numel());
+  if (!grow_floats && !grow_counters) return;
+  if (capturing_) Die("PagedAttention", "workspace must grow while a graph is recorded (run the step eagerly first)");
+  if (grow_floats) attention_workspace_ = Allocate({floats}, DType::kF32);
+  if (grow_counters) {
+    attention_counters_ = Allocate({counters}, DType::kI32);
+    BATON_CUDA_OR_DIE("PagedAttention",
+                      cudaMemsetAsync(attention_counters_.raw(), 0, attention_counters_.nbytes(), stream_));
+  }
+  ++scratch_generation_;
 }
 
 void CudaBackend::GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) {

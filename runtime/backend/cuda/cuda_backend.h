@@ -60,6 +60,8 @@ class CudaBackend final : public Backend {
   void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) override;
   void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) override;
   void AddInPlace(Tensor& x, const Tensor& y) override;
+  void AddNorm(NormOp op, const Tensor& x, Tensor& residual, const Tensor& weight, const Tensor& bias, float eps,
+               Tensor& normed) override;
   void Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
             int head_dim) override;
   void GeluNew(Tensor& x) override;
@@ -86,6 +88,9 @@ class CudaBackend final : public Backend {
 
   // Aborts naming `op` unless every tensor lives on the GPU.
   static void RequireDevice(const char* op, std::initializer_list<const Tensor*> tensors);
+  // attention_workspace_ (floats) and attention_counters_ (zeroed ints)
+  // hold at least this much; growing either makes recorded graphs stale.
+  void EnsureAttentionScratch(int64_t floats, int64_t counters);
 
   const DType compute_dtype_;
   const int device_;
@@ -95,6 +100,12 @@ class CudaBackend final : public Backend {
   std::shared_ptr<cuda::DeviceAllocator> allocator_;
   Tensor cublas_workspace_;     // given to cuBLAS so it never allocates (graph capture)
   Tensor attention_workspace_;  // split-K partial results, grown on demand
+  Tensor attention_counters_;   // decode_attention.cu's per-(sequence, kv head) tickets, zero between calls
+  // Switches for before/after measurements (environment, read at Create):
+  // BATON_DECODE_ATTENTION=off keeps decodes on paged_attention.cu's warp
+  // kernel, BATON_FUSED_ADD_NORM=off runs AddNorm as AddInPlace + norm.
+  bool decode_attention_ = true;
+  bool fused_add_norm_ = true;
   Tensor sampling_workspace_;   // SampleTokens' per-row scratch, grown on demand
   std::vector<cudaGraphExec_t> graphs_;  // by id; null once dropped
   bool capturing_ = false;

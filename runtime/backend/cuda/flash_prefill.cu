@@ -1,6 +1,7 @@
 #include <cstdint>
 
 #include "runtime/backend/cuda/common.cuh"
+#include "runtime/backend/cuda/paged_kv_params.cuh"
 #include "runtime/backend/cuda/flash_prefill.cuh"
 
 namespace baton::cuda {
@@ -264,18 +265,7 @@ void LaunchFlashPrefill(const Tensor& qkv, const Tensor& cache_k, const Tensor& 
           "PagedAttention", "flash prefill needs aligned qkv, caches and out");
   if (batch.num_seqs == 0 || batch.max_query_len <= kFlashMinQueryLen) return;
   FlashParams p;
-  p.qkv = qkv.raw();
-  p.width = qkv.dim(1);
-  p.k_cache = cache_k.raw();
-  p.v_cache = cache_v.raw();
-  p.query_start = batch.query_start.data<int32_t>();
-  p.context_len = batch.context_len.data<int32_t>();
-  p.block_tables = batch.block_tables.data<int32_t>();
-  p.max_blocks = static_cast<int>(batch.block_tables.dim(1));
-  p.num_heads = shape.num_heads;
-  p.group = shape.num_heads / shape.num_kv_heads;
-  p.block_size = shape.block_size;
-  p.kv_cols = static_cast<int64_t>(shape.num_kv_heads) * d;
+  FillPagedKvParams(p, qkv, cache_k, cache_v, batch, shape);
   p.scale_log2 = shape.scale * 1.4426950408889634f;
   p.window = shape.sliding_window;
   p.out = out.raw();

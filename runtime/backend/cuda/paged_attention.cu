@@ -2,6 +2,7 @@
 #include <climits>
 
 #include "runtime/backend/cuda/common.cuh"
+#include "runtime/backend/cuda/paged_kv_params.cuh"
 #include "runtime/backend/cuda/flash_prefill.cuh"
 #include "runtime/backend/cuda/paged_attention.cuh"
 
@@ -289,20 +290,9 @@ void LaunchPagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor
   Require(plan.num_splits == 1 || workspace != nullptr, "PagedAttention", "split plan without workspace");
   if (n == 0 || batch.num_seqs == 0) return;
   Params p;
-  p.qkv = qkv.raw();
-  p.width = qkv.dim(1);
-  p.k_cache = cache_k.raw();
-  p.v_cache = cache_v.raw();
-  p.query_start = batch.query_start.data<int32_t>();
-  p.context_len = batch.context_len.data<int32_t>();
-  p.block_tables = batch.block_tables.data<int32_t>();
-  p.max_blocks = static_cast<int>(batch.block_tables.dim(1));
+  FillPagedKvParams(p, qkv, cache_k, cache_v, batch, shape);
   p.num_seqs = batch.num_seqs;
-  p.num_heads = shape.num_heads;
-  p.group = shape.num_heads / shape.num_kv_heads;
   p.head_dim = d;
-  p.block_size = shape.block_size;
-  p.kv_cols = static_cast<int64_t>(shape.num_kv_heads) * d;
   p.scale = shape.scale;
   p.window = shape.sliding_window;
   p.num_splits = plan.num_splits;

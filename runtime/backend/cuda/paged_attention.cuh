@@ -6,7 +6,9 @@
 // weighted V) to a float32 workspace and a second kernel merges them.
 // With 16-bit storage and head_dim 64/128, sequences with more than
 // kFlashMinQueryLen new tokens go to the tensor-core kernel of
-// flash_prefill.cu instead, in the same call.
+// flash_prefill.cu instead, in the same call. Batches of decodes only
+// (max_query_len <= 1) go to decode_attention.cu instead of this file
+// (CudaBackend::PagedAttention picks; BATON_DECODE_ATTENTION=off keeps them here).
 #pragma once
 
 #include <cuda_runtime_api.h>

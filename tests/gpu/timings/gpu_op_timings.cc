@@ -135,8 +135,21 @@ int Main(int argc, char** argv) {
     const double ms2 = TimeMs(gpu, [&] { gpu.SwiGlu(gu, o); });
     rows.push_back({"SwiGlu [2048, 2x14336]", ms2, 2.0 * 3 * 2048 * 14336 / ms2 / 1e6, "GB/s"});
   }
+  {
+    // One decode row of the 8B shape: the residual add and the norm after
+    // it, fused (AddNorm) and as the two ops it replaces.
+    Tensor x = Random(gpu, {1, 4096}, rng), r = Random(gpu, {1, 4096}, rng), w = Random(gpu, {4096}, rng),
+           y = gpu.Allocate({1, 4096}, DType::kBF16);
+    const double fused = TimeMs(gpu, [&] { gpu.AddNorm(NormOp::kRmsNorm, x, r, w, Tensor(), 1e-5f, y); });
+    rows.push_back({"AddNorm (rms) [1, 4096]", fused, 2.0 * 4 * 4096 / fused / 1e6, "GB/s"});
+    const double pair = TimeMs(gpu, [&] {
+      gpu.AddInPlace(r, x);
+      gpu.RmsNorm(r, w, 1e-5f, y);
+    });
+    rows.push_back({"AddInPlace + RmsNorm [1, 4096]", pair, 2.0 * 4 * 4096 / pair / 1e6, "GB/s"});
+  }
   for (int seqs : {1, 32}) {
-    for (int ctx : {1024, 4096}) {
+    for (int ctx : {256, 1024, 4096}) {
       AttnSetup a = MakeAttn(gpu, rng, seqs, 1, ctx);
       const double ms = TimeMs(gpu, [&] { gpu.PagedAttention(a.qkv, a.k, a.v, a.batch, a.shape, a.out); });
       const double bytes = 2.0 * 2 * seqs * ctx * 8 * 128;  // K and V, bf16
