@@ -42,6 +42,8 @@ class CudaBackend final : public Backend {
   DType compute_dtype() const override { return compute_dtype_; }
   int device_index() const { return device_; }
   cudaStream_t stream() const { return stream_; }
+  // The cuBLAS handle bound to stream(), for ops outside this class (training).
+  cublasHandle_t cublas() const { return cublas_; }
   cuda::DeviceAllocator& allocator() { return *allocator_; }
 
   // Allocate with the out-of-memory case as a Status (ResourceExhausted,

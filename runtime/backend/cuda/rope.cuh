@@ -11,5 +11,9 @@ namespace baton::cuda {
 // positions: I32 [N]; inv_freq: F32 [head_dim / 2].
 void LaunchRope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
                 int head_dim, cudaStream_t stream);
+// Its gradient (training): the rotation by the opposite angle, in place on
+// the q and k columns of dqkv [N, width]; v's columns are untouched.
+void LaunchRopeBackward(Tensor& dqkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
+                        int head_dim, cudaStream_t stream);
 
 }  // namespace baton::cuda
