@@ -4,12 +4,13 @@
 //   m += (g - m) * (1 - beta1);  v = beta2 v + (1 - beta2) g^2
 //   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 // The moments are owned here, one pair per parameter, in the parameters'
-// order. Not thread-safe.
+// order, on the device of the ops that step them. Not thread-safe.
 #pragma once
 
 #include <vector>
 
 #include "runtime/core/tensor.h"
+#include "runtime/training/training_ops.h"
 
 namespace baton {
 
@@ -28,6 +29,9 @@ class AdamW {
   // One update of every parameter with its gradient at learning rate `lr`
   // (the schedule's value for this step). Moments are created on the first
   // call; later calls must pass the same tensors in the same order.
+  // `ops` does the arithmetic on its device (params, grads: float32 there).
+  void Step(TrainingOps& ops, std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr);
+  // The same on float32 host tensors.
   void Step(std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr);
 
   // Continues from a saved state (a resumed run): the moments in the

@@ -5,25 +5,8 @@
 
 #include "runtime/model/rope.h"
 #include "runtime/model/transformer_layer.h"
-#include "runtime/training/activation_grad.h"
-#include "runtime/training/causal_attention.h"
-#include "runtime/training/linear_grad.h"
-#include "runtime/training/lm_head_loss.h"
-#include "runtime/training/norm_grad.h"
-#include "runtime/training/rope_grad.h"
 
 namespace baton {
-namespace {
-
-Tensor F32(int64_t rows, int64_t cols) { return Tensor::Empty({rows, cols}, DType::kF32); }
-
-void Add(Tensor& x, const Tensor& y) {
-  float* a = x.data<float>();
-  const float* b = y.data<float>();
-  for (int64_t i = 0; i < x.numel(); ++i) a[i] += b[i];
-}
-
-}  // namespace
 
 int64_t CountTargets(const TrainBatch& b) {
   int64_t n = 0;
@@ -68,7 +51,17 @@ StatusOr<BatchLayout> LayOutBatch(const ModelConfig& c, const TrainBatch& batch)
   return out;
 }
 
-LayerConstants::LayerConstants(const ModelConfig& c) : config(c) {
+BatchLayout ToDevice(Backend& backend, const BatchLayout& host) {
+  if (backend.device() == Device::kCpu) return host;
+  BatchLayout out = host;
+  out.ids = backend.Upload(host.ids, DType::kI32);
+  out.positions = backend.Upload(host.positions, DType::kI32);
+  out.targets = backend.Upload(host.targets, DType::kI32);
+  return out;
+}
+
+LayerConstants::LayerConstants(const ModelConfig& c, Backend& backend)
+    : config(c), norm(c.norm == NormKind::kLayerNorm ? NormOp::kLayerNorm : NormOp::kRmsNorm) {
   attention.num_heads = c.num_heads;
   attention.num_kv_heads = c.num_kv_heads;
   attention.head_dim = c.head_dim;
@@ -78,6 +71,7 @@ LayerConstants::LayerConstants(const ModelConfig& c) : config(c) {
     std::vector<float> inv = RopeInverseFrequencies(c.rope, c.head_dim);
     inv_freq = Tensor::Empty({static_cast<int64_t>(inv.size())}, DType::kF32);
     std::copy(inv.begin(), inv.end(), inv_freq.data<float>());
+    if (backend.device() != Device::kCpu) inv_freq = backend.Upload(inv_freq, DType::kF32);
   }
 }
 
@@ -89,67 +83,74 @@ size_t LayerActivations::bytes() const {
   return total;
 }
 
-void LayerForward(CpuBackend& backend, const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w,
+void LayerForward(TrainingOps& ops, const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w,
                   const Tensor& x, Tensor& out, LayerActivations* keep) {
+  Backend& backend = ops.backend();
   const ModelConfig& c = k.config;
   const int64_t n = batch.rows, h = c.hidden_size, f = c.intermediate_size;
   const int64_t up_w = c.mlp == MlpKind::kSwiGlu ? 2 * f : f;
   LayerActivations local;
   LayerActivations& a = keep != nullptr ? *keep : local;
   a.x_in = x;
-  a.normed1 = F32(n, h);
+  a.normed1 = ops.Activations(n, h);
   ApplyNorm(backend, c, a.x_in, w.attn_norm_w, w.attn_norm_b, a.normed1);
-  a.qkv = F32(n, c.q_size() + 2 * c.kv_size());
+  a.qkv = ops.Activations(n, c.q_size() + 2 * c.kv_size());
   backend.Linear(a.normed1, w.qkv_w, w.qkv_b, a.qkv);
   if (c.positions == PositionKind::kRope) {
     backend.Rope(a.qkv, batch.positions, k.inv_freq, c.num_heads, c.num_kv_heads, c.head_dim);
   }
-  a.attn = F32(n, c.q_size());
-  a.lse = F32(n, c.num_heads);
-  CausalAttentionForward(a.qkv, batch.starts, k.attention, a.attn, a.lse);
-  a.h_mid = F32(n, h);
+  a.attn = ops.Activations(n, c.q_size());
+  a.lse = backend.Allocate({n, c.num_heads}, DType::kF32);
+  ops.CausalAttentionForward(a.qkv, batch.starts, k.attention, a.attn, a.lse);
+  a.h_mid = ops.Activations(n, h);
   backend.Linear(a.attn, w.o_w, w.o_b, a.h_mid);
-  backend.AddInPlace(a.h_mid, a.x_in);
-  a.normed2 = F32(n, h);
-  ApplyNorm(backend, c, a.h_mid, w.mlp_norm_w, w.mlp_norm_b, a.normed2);
-  a.up = F32(n, up_w);
+  a.normed2 = ops.Activations(n, h);
+  // h_mid += x (the residual), then normed2 = norm(h_mid), in one pass
+  ApplyAddNorm(backend, c, a.x_in, a.h_mid, w.mlp_norm_w, w.mlp_norm_b, a.normed2);
+  a.up = ops.Activations(n, up_w);
   backend.Linear(a.normed2, w.up_w, w.up_b, a.up);
   if (c.mlp == MlpKind::kSwiGlu) {
-    a.act = F32(n, f);
+    a.act = ops.Activations(n, f);
     backend.SwiGlu(a.up, a.act);
   } else {
-    a.act = a.up.Clone();
+    a.act = ops.Activations(n, f);
+    ops.Copy(a.up, a.act);
     backend.GeluNew(a.act);
   }
-  out = F32(n, h);
+  out = ops.Activations(n, h);
   backend.Linear(a.act, w.down_w, w.down_b, out);
   backend.AddInPlace(out, a.h_mid);
 }
 
-void LayerBackward(const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w, LayerWeights& g,
-                   LayerActivations& a, Tensor& d) {
+void LayerBackward(TrainingOps& ops, const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w,
+                   LayerWeights& g, LayerActivations& a, Tensor& d) {
+  Backend& backend = ops.backend();
   const ModelConfig& c = k.config;
   const int64_t n = batch.rows, h = c.hidden_size, f = c.intermediate_size;
   const int64_t up_w = c.mlp == MlpKind::kSwiGlu ? 2 * f : f;
-  Tensor dact = F32(n, f), dup = F32(n, up_w), dnormed = F32(n, h), dtmp = F32(n, h);
-  LinearBackward(a.act, w.down_w, d, &dact, g.down_w, &g.down_b);
+  const float eps = c.norm_eps;
+  Tensor* mlp_norm_db = k.norm == NormOp::kLayerNorm ? &g.mlp_norm_b : nullptr;
+  Tensor* attn_norm_db = k.norm == NormOp::kLayerNorm ? &g.attn_norm_b : nullptr;
+  Tensor dact = ops.Activations(n, f), dup = ops.Activations(n, up_w);
+  Tensor dnormed = ops.Activations(n, h), dtmp = ops.Activations(n, h);
+  ops.LinearBackward(a.act, w.down_w, d, &dact, g.down_w, &g.down_b);
   if (c.mlp == MlpKind::kSwiGlu) {
-    SwiGluBackward(a.up, dact, dup);
+    ops.SwiGluBackward(a.up, dact, dup);
   } else {
-    GeluNewBackward(a.up, dact, dup);
+    ops.GeluNewBackward(a.up, dact, dup);
   }
-  LinearBackward(a.normed2, w.up_w, dup, &dnormed, g.up_w, &g.up_b);
-  ModelNormBackward(c, a.h_mid, w.mlp_norm_w, dnormed, dtmp, g.mlp_norm_w, g.mlp_norm_b);
-  Add(d, dtmp);  // d is now d(h_mid): residual + MLP branch
-  Tensor dattn = F32(n, c.q_size()), dqkv = F32(n, c.q_size() + 2 * c.kv_size());
-  LinearBackward(a.attn, w.o_w, d, &dattn, g.o_w, &g.o_b);
-  CausalAttentionBackward(a.qkv, a.attn, a.lse, dattn, batch.starts, k.attention, dqkv);
+  ops.LinearBackward(a.normed2, w.up_w, dup, &dnormed, g.up_w, &g.up_b);
+  ops.NormBackward(k.norm, a.h_mid, w.mlp_norm_w, eps, dnormed, dtmp, g.mlp_norm_w, mlp_norm_db);
+  backend.AddInPlace(d, dtmp);  // d is now d(h_mid): residual + MLP branch
+  Tensor dattn = ops.Activations(n, c.q_size()), dqkv = ops.Activations(n, c.q_size() + 2 * c.kv_size());
+  ops.LinearBackward(a.attn, w.o_w, d, &dattn, g.o_w, &g.o_b);
+  ops.CausalAttentionBackward(a.qkv, a.attn, a.lse, dattn, batch.starts, k.attention, dqkv);
   if (c.positions == PositionKind::kRope) {
-    RopeBackward(dqkv, batch.positions, k.inv_freq, c.num_heads, c.num_kv_heads, c.head_dim);
+    ops.RopeBackward(dqkv, batch.positions, k.inv_freq, c.num_heads, c.num_kv_heads, c.head_dim);
   }
-  LinearBackward(a.normed1, w.qkv_w, dqkv, &dnormed, g.qkv_w, &g.qkv_b);
-  ModelNormBackward(c, a.x_in, w.attn_norm_w, dnormed, dtmp, g.attn_norm_w, g.attn_norm_b);
-  Add(d, dtmp);  // d(layer input): residual + attention branch
+  ops.LinearBackward(a.normed1, w.qkv_w, dqkv, &dnormed, g.qkv_w, &g.qkv_b);
+  ops.NormBackward(k.norm, a.x_in, w.attn_norm_w, eps, dnormed, dtmp, g.attn_norm_w, attn_norm_db);
+  backend.AddInPlace(d, dtmp);  // d(layer input): residual + attention branch
   a = LayerActivations();
 }
 

@@ -1,15 +1,15 @@
-// One transformer layer's training forward and backward on the CPU, shared
-// by every layout (one rank, pipeline stages, ZeRO-3 shards): the layer math
-// lives here once, and callers only decide where the weights come from and
-// which activations to keep.
+// One transformer layer's training forward and backward, shared by every
+// layout (one rank, pipeline stages, ZeRO-3 shards) and device (through
+// TrainingOps): the layer math lives here once, and callers only decide
+// where the weights come from and which activations to keep.
 #pragma once
 
 #include <vector>
 
-#include "runtime/backend/cpu/cpu_backend.h"
 #include "runtime/model/model_config.h"
 #include "runtime/model/model_weights.h"
 #include "runtime/training/train_batch.h"
+#include "runtime/training/training_ops.h"
 
 namespace baton {
 
@@ -24,15 +24,18 @@ struct BatchLayout {
 };
 
 // Checks the batch against the model (sizes, ids in the vocabulary,
-// seq_len within max_positions) and lays it out.
+// seq_len within max_positions) and lays it out in host memory.
 StatusOr<BatchLayout> LayOutBatch(const ModelConfig& config, const TrainBatch& batch);
+// The same layout with its id tensors in `backend`'s memory.
+BatchLayout ToDevice(Backend& backend, const BatchLayout& host);
 
 // The model-wide constants a layer pass needs.
 struct LayerConstants {
-  explicit LayerConstants(const ModelConfig& config);
+  LayerConstants(const ModelConfig& config, Backend& backend);
   const ModelConfig& config;
   AttentionShape attention;
-  Tensor inv_freq;  // RoPE models only
+  NormOp norm;
+  Tensor inv_freq;  // RoPE models only, in the backend's memory
 };
 
 // What one layer's backward needs from its forward.
@@ -43,12 +46,12 @@ struct LayerActivations {
 
 // out = layer(x). With `keep`, the activations backward needs are stored
 // there (x_in aliases x).
-void LayerForward(CpuBackend& backend, const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w,
+void LayerForward(TrainingOps& ops, const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w,
                   const Tensor& x, Tensor& out, LayerActivations* keep);
 
 // d holds d(loss)/d(layer output) and is overwritten with d(loss)/d(layer
 // input); parameter gradients are ADDED to g. `a` is consumed (freed).
-void LayerBackward(const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w, LayerWeights& g,
+void LayerBackward(TrainingOps& ops, const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w, LayerWeights& g,
                    LayerActivations& a, Tensor& d);
 
 }  // namespace baton

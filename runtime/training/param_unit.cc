@@ -3,19 +3,19 @@
 #include <algorithm>
 #include <cstring>
 
+#include "runtime/comm/element_type.h"
+
 namespace baton {
-namespace {
-
-void AddInto(Tensor& acc, const float* add) {
-  float* a = acc.data<float>();
-  for (int64_t i = 0; i < acc.numel(); ++i) a[i] += add[i];
-}
-
-}  // namespace
 
 ParamUnit::ParamUnit(std::string name, std::vector<Tensor*> params, std::vector<Tensor*> grads, ShardMode mode,
-                     Communicator* dp)
-    : name_(std::move(name)), params_(std::move(params)), grads_(std::move(grads)), mode_(mode), dp_(dp) {
+                     Communicator* dp, TrainingOps& ops)
+    : name_(std::move(name)),
+      params_(std::move(params)),
+      grads_(std::move(grads)),
+      mode_(mode),
+      dp_(dp),
+      ops_(ops),
+      compute_dtype_(ops.compute_dtype()) {
   for (const Tensor* p : params_) {
     shapes_.push_back(p->shape());
     numel_ += p->numel();
@@ -25,7 +25,7 @@ ParamUnit::ParamUnit(std::string name, std::vector<Tensor*> params, std::vector<
   padded_ = shard_numel_ * ranks;
   shard_offset_ = mode_ == ShardMode::kSharded ? shard_numel_ * dp_->rank() : 0;
 
-  // The full initial vector, then this rank's part of it.
+  // The full initial vector on the host, then this rank's part of it.
   Tensor full = Tensor::Zeros({padded_}, DType::kF32);
   int64_t offset = 0;
   for (const Tensor* p : params_) {
@@ -33,16 +33,21 @@ ParamUnit::ParamUnit(std::string name, std::vector<Tensor*> params, std::vector<
     std::memcpy(full.data<float>() + offset, values.raw(), values.nbytes());
     offset += p->numel();
   }
-  grad_shard_ = Tensor::Zeros({shard_numel_}, DType::kF32);
+  Backend& backend = ops_.backend();
+  grad_shard_ = ops_.ZerosF32({shard_numel_});
   if (mode_ == ShardMode::kSharded) {
-    shard_ = full.Rows(shard_offset_, shard_offset_ + shard_numel_).Clone();
+    shard_ = backend.Upload(full.Rows(shard_offset_, shard_offset_ + shard_numel_).Clone(), DType::kF32);
     Unbind(params_);
     Unbind(grads_);
-  } else {
-    shard_ = full;
-    Bind(shard_, params_);
-    Bind(grad_shard_, grads_);
+    return;
   }
+  shard_ = backend.device() == Device::kCpu ? full : backend.Upload(full, DType::kF32);
+  if (compute_dtype_ != DType::kF32) {
+    compute_ = backend.Allocate({padded_}, compute_dtype_);
+    RefreshCompute();
+  }
+  Bind(compute_dtype_ != DType::kF32 ? compute_ : shard_, params_);
+  Bind(grad_shard_, grads_);
 }
 
 void ParamUnit::Bind(const Tensor& flat, const std::vector<Tensor*>& fields) const {
@@ -58,12 +63,22 @@ void ParamUnit::Unbind(const std::vector<Tensor*>& fields) const {
   for (Tensor* t : fields) *t = Tensor();
 }
 
+void ParamUnit::RefreshCompute() {
+  if (compute_.defined()) ops_.Copy(shard_, compute_);
+}
+
 Status ParamUnit::StartGather() {
   if (mode_ != ShardMode::kSharded || gathering_ || full_.defined()) return Status::Ok();
-  full_ = Tensor::Empty({padded_}, DType::kF32);
-  BATON_ASSIGN_OR_RETURN(gather_,
-                         dp_->IAllGather(shard_.raw(), full_.raw(), static_cast<size_t>(shard_numel_),
-                                         ElementType::kFloat32));
+  Backend& backend = ops_.backend();
+  full_ = backend.Allocate({padded_}, compute_dtype_);
+  const Tensor* send = &shard_;
+  if (compute_dtype_ != DType::kF32) {
+    shard_compute_ = backend.Allocate({shard_numel_}, compute_dtype_);
+    ops_.Copy(shard_, shard_compute_);
+    send = &shard_compute_;
+  }
+  BATON_ASSIGN_OR_RETURN(ElementType type, ElementTypeOf(compute_dtype_));
+  BATON_ASSIGN_OR_RETURN(gather_, dp_->IAllGather(send->raw(), full_.raw(), static_cast<size_t>(shard_numel_), type));
   gathering_ = true;
   return Status::Ok();
 }
@@ -74,6 +89,7 @@ Status ParamUnit::Gather() {
   if (gathering_) {
     gathering_ = false;
     Status waited = dp_->Wait(gather_);
+    shard_compute_ = Tensor();
     if (!waited.ok()) return waited.WithContext("ZeRO-3 gather of " + name_);
     Bind(full_, params_);
   }
@@ -88,19 +104,19 @@ void ParamUnit::Release() {
 
 void ParamUnit::BeginGrad() {
   if (mode_ != ShardMode::kSharded) return;
-  full_grad_ = Tensor::Zeros({padded_}, DType::kF32);
+  full_grad_ = ops_.ZerosF32({padded_});
   Bind(full_grad_, grads_);
 }
 
 Status ParamUnit::EndGrad() {
   if (mode_ != ShardMode::kSharded) return Status::Ok();
-  Tensor mine = Tensor::Empty({shard_numel_}, DType::kF32);
+  Tensor mine = ops_.backend().Allocate({shard_numel_}, DType::kF32);
   Status reduced = dp_->ReduceScatter(full_grad_.raw(), mine.raw(), static_cast<size_t>(shard_numel_),
                                       ElementType::kFloat32);
   Unbind(grads_);
   full_grad_ = Tensor();
   if (!reduced.ok()) return reduced.WithContext("ZeRO-3 gradient reduce-scatter of " + name_);
-  AddInto(grad_shard_, mine.data<float>());
+  ops_.backend().AddInPlace(grad_shard_, mine);
   return Status::Ok();
 }
 
@@ -111,30 +127,36 @@ Status ParamUnit::SyncGrads() {
   return reduced.ok() ? reduced : reduced.WithContext("gradient all-reduce of " + name_);
 }
 
-void ParamUnit::ZeroGrad() { std::memset(grad_shard_.raw(), 0, grad_shard_.nbytes()); }
+void ParamUnit::ZeroGrad() { ops_.Zero(grad_shard_); }
 
 StatusOr<Tensor> ParamUnit::AllGatherFlat(const Tensor& shard) {
-  if (mode_ != ShardMode::kSharded) return shard.Rows(0, numel_).Clone();
-  Tensor full = Tensor::Empty({padded_}, DType::kF32);
-  BATON_RETURN_IF_ERROR(
-      dp_->AllGather(shard.raw(), full.raw(), static_cast<size_t>(shard_numel_), ElementType::kFloat32));
-  return full.Rows(0, numel_).Clone();
+  Backend& backend = ops_.backend();
+  Tensor full = shard;
+  if (mode_ == ShardMode::kSharded) {
+    full = backend.Allocate({padded_}, DType::kF32);
+    BATON_RETURN_IF_ERROR(
+        dp_->AllGather(shard.raw(), full.raw(), static_cast<size_t>(shard_numel_), ElementType::kFloat32));
+  }
+  const Tensor host = backend.device() == Device::kCpu ? full : backend.ToHostF32(full);
+  return host.Rows(0, numel_).Clone();
 }
 
 StatusOr<Tensor> ParamUnit::FullValues() { return AllGatherFlat(shard_); }
 StatusOr<Tensor> ParamUnit::FullGrads() { return AllGatherFlat(grad_shard_); }
 
 Status ParamUnit::SetFullValues(const Tensor& full) {
-  if (full.numel() != numel_ || full.dtype() != DType::kF32) {
-    return Status::InvalidArgument(name_ + ": expected " + std::to_string(numel_) + " float32 values, got " +
+  if (full.numel() != numel_ || full.dtype() != DType::kF32 || full.device() != Device::kCpu) {
+    return Status::InvalidArgument(name_ + ": expected " + std::to_string(numel_) + " float32 host values, got " +
                                    full.DebugString());
   }
+  Tensor mine = Tensor::Zeros({shard_numel_}, DType::kF32);
   const int64_t end = std::min(numel_, shard_offset_ + shard_numel_);
-  std::memset(shard_.raw(), 0, shard_.nbytes());
   if (end > shard_offset_) {
-    std::memcpy(shard_.raw(), full.data<float>() + shard_offset_,
+    std::memcpy(mine.raw(), full.data<float>() + shard_offset_,
                 static_cast<size_t>(end - shard_offset_) * sizeof(float));
   }
+  ops_.backend().CopyToDevice(mine, shard_);
+  RefreshCompute();
   return Status::Ok();
 }
 

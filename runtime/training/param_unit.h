@@ -15,7 +15,11 @@
 //
 // The unit's tensors inside the stage's StageWeights (parameters and
 // gradients) are rebound to views of the flat buffers, so layer code keeps
-// reading LayerWeights. Padding (the vector is rounded up to a multiple of
+// reading LayerWeights. The buffers live on the TrainingOps' device. Values
+// and gradients are float32 (the master copy); when the device computes in
+// a 16-bit dtype, the parameter fields view a copy in that dtype instead:
+// refreshed by RefreshCompute after each update (kLocal, kReplicated), or
+// made from the shard at each gather, so ZeRO-3 gathers half the bytes. Padding (the vector is rounded up to a multiple of
 // dp) is zero in values and gradients, and AdamW keeps zeros at zero.
 // One thread at a time.
 #pragma once
@@ -26,6 +30,7 @@
 #include "runtime/comm/communicator.h"
 #include "runtime/core/status.h"
 #include "runtime/core/tensor.h"
+#include "runtime/training/training_ops.h"
 
 namespace baton {
 
@@ -36,8 +41,9 @@ class ParamUnit {
   // `params` hold the loaded initial values; `grads` are the matching
   // gradient fields (their contents are ignored). `dp` may be null only
   // for kLocal.
+  // `dp` moves `ops`' memory (NCCL for a GPU).
   ParamUnit(std::string name, std::vector<Tensor*> params, std::vector<Tensor*> grads, ShardMode mode,
-            Communicator* dp);
+            Communicator* dp, TrainingOps& ops);
 
   const std::string& name() const { return name_; }
   ShardMode mode() const { return mode_; }
@@ -62,20 +68,23 @@ class ParamUnit {
   // gradients across the dp group.
   Status SyncGrads();
   void ZeroGrad();
+  // After the optimizer changed shard(): updates the compute-dtype copy.
+  void RefreshCompute();
 
-  // The full values / full accumulated gradient, assembled on every rank
-  // of the dp group (collective for kSharded). For export and tests.
+  // The full values / full accumulated gradient as float32 host tensors,
+  // assembled on every rank of the dp group (collective for kSharded). For
+  // export, checkpoints and tests.
   StatusOr<Tensor> FullValues();
   StatusOr<Tensor> FullGrads();
-  // Overwrites the unit from a full vector of numel() values (every rank
-  // passes the same; each keeps its part).
+  // Overwrites the unit from a full float32 host vector of numel() values
+  // (every rank passes the same; each keeps its part).
   Status SetFullValues(const Tensor& full);
 
   // Resident bytes: shard values, shard gradient; and the largest full
   // buffer this unit materialises at once.
   size_t shard_bytes() const { return shard_.nbytes(); }
   size_t grad_bytes() const { return grad_shard_.nbytes(); }
-  size_t full_bytes() const { return static_cast<size_t>(padded_) * sizeof(float); }
+  size_t full_bytes() const { return DTypeBytes(compute_dtype_, static_cast<size_t>(padded_)); }
 
  private:
   void Bind(const Tensor& flat, const std::vector<Tensor*>& fields) const;
@@ -87,9 +96,13 @@ class ParamUnit {
   std::vector<Shape> shapes_;
   ShardMode mode_;
   Communicator* dp_;
+  TrainingOps& ops_;
+  DType compute_dtype_;
   int64_t numel_ = 0, padded_ = 0, shard_numel_ = 0, shard_offset_ = 0;
   Tensor shard_, grad_shard_;
-  Tensor full_, full_grad_;  // kSharded: alive between Gather/Release, BeginGrad/EndGrad
+  Tensor compute_;             // 16-bit compute copy of the full values (not kSharded)
+  Tensor full_, full_grad_;    // kSharded: alive between Gather/Release, BeginGrad/EndGrad
+  Tensor shard_compute_;       // kSharded, 16-bit: the shard cast for the gather in flight
   Request gather_;
   bool gathering_ = false;
 };

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "runtime/checkpoint/checkpoint.h"
+#include "runtime/training/cpu_training_ops.h"
 #include "runtime/training/grad_clip.h"
 #include "runtime/training/training_data.h"
 
@@ -25,13 +26,18 @@ StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const std::st
                                                                    std::vector<StageRange> stages,
                                                                    const TrainerOptions& options,
                                                                    Communicator* pipeline,
-                                                                   Communicator* data_parallel) {
+                                                                   Communicator* data_parallel,
+                                                                   const TrainerDevice& device) {
   std::unique_ptr<PipelineTrainer> t(new PipelineTrainer());
   t->model_dir_ = model_dir;
   t->stages_ = std::move(stages);
   t->options_ = options;
   t->pipeline_ = pipeline;
   t->data_parallel_ = data_parallel;
+  t->device_pipeline_ = device.pipeline != nullptr ? device.pipeline : pipeline;
+  t->device_dp_ = device.data_parallel != nullptr ? device.data_parallel : data_parallel;
+  if (device.ops == nullptr) t->own_ops_ = std::make_unique<CpuTrainingOps>();
+  t->ops_ = device.ops != nullptr ? device.ops : t->own_ops_.get();
   if (static_cast<int>(t->stages_.size()) != t->pipeline_size()) {
     return Status::InvalidArgument("training: " + std::to_string(t->stages_.size()) + " stage ranges for " +
                                    std::to_string(t->pipeline_size()) + " pipeline ranks");
@@ -54,8 +60,8 @@ StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const std::st
   BATON_ASSIGN_OR_RETURN(StageWeights weights, LoadStageWeights(checkpoint, t->config_, range, backend));
   ShardMode mode = ShardMode::kLocal;
   if (t->dp_size() > 1) mode = options.zero_stage == 3 ? ShardMode::kSharded : ShardMode::kReplicated;
-  t->stage_ = std::make_unique<TrainingStage>(t->config_, std::move(weights), mode, data_parallel,
-                                              options.activation_checkpointing);
+  t->stage_ = std::make_unique<TrainingStage>(t->config_, std::move(weights), mode, t->device_dp_,
+                                              options.activation_checkpointing, *t->ops_);
   t->adamw_ = std::make_unique<AdamW>(options.adamw);
   return t;
 }
@@ -72,7 +78,7 @@ StatusOr<std::vector<BatchLayout>> PipelineTrainer::MicroBatches(const TrainBatc
   for (int k = 0; k < m; ++k) {
     const TrainBatch mb = SliceBatch(global, dp_rank() * share + k * per_mb, per_mb);
     BATON_ASSIGN_OR_RETURN(BatchLayout layout, LayOutBatch(config_, mb));
-    out.push_back(std::move(layout));
+    out.push_back(baton::ToDevice(ops_->backend(), layout));
   }
   return out;
 }
@@ -94,30 +100,30 @@ StatusOr<LossSum> PipelineTrainer::RunSchedule(const std::vector<BatchLayout>& m
     if (op.forward) {
       Tensor input;
       if (!stage_->is_first()) {
-        input = Tensor::Empty({batch.rows, h}, DType::kF32);
-        BATON_RETURN_IF_ERROR(pipeline_->Recv(input, stage - 1, ForwardTag(op.micro_batch)));
+        input = ops_->Activations(batch.rows, h);
+        BATON_RETURN_IF_ERROR(device_pipeline_->Recv(input, stage - 1, ForwardTag(op.micro_batch)));
       }
       BATON_ASSIGN_OR_RETURN(Tensor out, stage_->Forward(op.micro_batch, batch, input, train, grad_scale, &loss));
       if (!stage_->is_last()) {
-        BATON_ASSIGN_OR_RETURN(Request r,
-                               pipeline_->ISend(out.raw(), out.nbytes(), stage + 1, ForwardTag(op.micro_batch)));
+        BATON_ASSIGN_OR_RETURN(
+            Request r, device_pipeline_->ISend(out.raw(), out.nbytes(), stage + 1, ForwardTag(op.micro_batch)));
         sends.push_back({std::move(r), std::move(out)});
       }
     } else {
       Tensor d_output;
       if (!stage_->is_last()) {
-        d_output = Tensor::Empty({batch.rows, h}, DType::kF32);
-        BATON_RETURN_IF_ERROR(pipeline_->Recv(d_output, stage + 1, BackwardTag(op.micro_batch)));
+        d_output = ops_->Activations(batch.rows, h);
+        BATON_RETURN_IF_ERROR(device_pipeline_->Recv(d_output, stage + 1, BackwardTag(op.micro_batch)));
       }
       BATON_ASSIGN_OR_RETURN(Tensor d_input, stage_->Backward(op.micro_batch, d_output));
       if (!stage_->is_first()) {
-        BATON_ASSIGN_OR_RETURN(Request r, pipeline_->ISend(d_input.raw(), d_input.nbytes(), stage - 1,
-                                                           BackwardTag(op.micro_batch)));
+        BATON_ASSIGN_OR_RETURN(Request r, device_pipeline_->ISend(d_input.raw(), d_input.nbytes(), stage - 1,
+                                                                  BackwardTag(op.micro_batch)));
         sends.push_back({std::move(r), std::move(d_input)});
       }
     }
   }
-  for (PendingSend& s : sends) BATON_RETURN_IF_ERROR(pipeline_->Wait(s.request));
+  for (PendingSend& s : sends) BATON_RETURN_IF_ERROR(device_pipeline_->Wait(s.request));
   std::vector<double> totals = {loss.sum, static_cast<double>(loss.tokens)};
   BATON_RETURN_IF_ERROR(SumOverJob(totals));
   return LossSum{totals[0], static_cast<int64_t>(std::llround(totals[1]))};
@@ -150,16 +156,14 @@ Status PipelineTrainer::SumTiedEmbeddingGrads() {
   const int peer = stage_->is_first() ? pipeline_size() - 1 : 0;
   const int tag = 2 * options_.micro_batches;  // above every activation tag
   Tensor& grad = mine->grad_shard();
-  Tensor theirs = Tensor::Empty(grad.shape(), DType::kF32);
-  BATON_ASSIGN_OR_RETURN(Request send, pipeline_->ISend(grad.raw(), grad.nbytes(), peer, tag));
-  Status received = pipeline_->Recv(theirs, peer, tag);
-  Status sent = pipeline_->Wait(send);
+  Tensor theirs = ops_->backend().Allocate(grad.shape(), DType::kF32);
+  BATON_ASSIGN_OR_RETURN(Request send, device_pipeline_->ISend(grad.raw(), grad.nbytes(), peer, tag));
+  Status received = device_pipeline_->Recv(theirs, peer, tag);
+  Status sent = device_pipeline_->Wait(send);
   BATON_RETURN_IF_ERROR(received);
   BATON_RETURN_IF_ERROR(sent);
   // a + b == b + a in floating point, so both copies get identical sums.
-  float* g = grad.data<float>();
-  const float* t = theirs.data<float>();
-  for (int64_t i = 0; i < grad.numel(); ++i) g[i] += t[i];
+  ops_->backend().AddInPlace(grad, theirs);
   return Status::Ok();
 }
 
@@ -179,17 +183,29 @@ StatusOr<double> PipelineTrainer::ApplyUpdate(double lr, double max_norm) {
   std::vector<double> sum_sq = {0.0};
   for (auto& unit : stage_->units()) {
     if (!unit->counts_in_norm() || unit.get() == stage_->tied_copy_unit()) continue;
-    const Tensor& g = unit->grad_shard();
-    for (int64_t i = 0; i < g.numel(); ++i) sum_sq[0] += static_cast<double>(g.data<float>()[i]) * g.data<float>()[i];
+    BATON_ASSIGN_OR_RETURN(const double part, ops_->SumSquares(unit->grad_shard()));
+    sum_sq[0] += part;
   }
   BATON_RETURN_IF_ERROR(SumOverJob(sum_sq));
   const double norm = std::sqrt(sum_sq[0]);
   std::vector<Tensor> grads = GradShards();
   const float coef = ClipCoefficient(norm, max_norm);
-  if (coef < 1.0f) ScaleTensors(grads, coef);
+  if (coef < 1.0f) {
+    for (Tensor& g : grads) ops_->Scale(g, coef);
+  }
   std::vector<Tensor> params = Shards();
-  adamw_->Step(params, grads, lr);
+  adamw_->Step(*ops_, params, grads, lr);
+  for (auto& unit : stage_->units()) unit->RefreshCompute();
+  BATON_RETURN_IF_ERROR(ops_->Synchronize());
   return norm;
+}
+
+Tensor PipelineTrainer::ToHost(const Tensor& t) {
+  return t.device() == Device::kCpu ? t : ops_->backend().ToHostF32(t);
+}
+
+Tensor PipelineTrainer::ToDevice(const Tensor& host) {
+  return ops_->backend().device() == Device::kCpu ? host : ops_->backend().Upload(host, host.dtype());
 }
 
 TrainMemory PipelineTrainer::memory() const {

@@ -1,4 +1,5 @@
-// PipelineTrainer: one rank's part of a pp x dp training job on the CPU.
+// PipelineTrainer: one rank's part of a pp x dp training job, on the CPU or
+// on the GPU of a TrainingOps.
 //
 // The model's layers are split into pp stages (one per rank of `pipeline`);
 // each stage is replicated dp times (the ranks of `data_parallel`), every
@@ -41,6 +42,16 @@ struct TrainerOptions {
   AdamWOptions adamw;
 };
 
+// Where a rank's math runs: `ops` (null: float32 on the CPU) and the
+// communicators that move its memory (null: the host groups given to
+// Create; a GPU needs NCCL groups over the same ranks). Control values
+// (losses, norms) always travel over the host groups.
+struct TrainerDevice {
+  TrainingOps* ops = nullptr;
+  Communicator* pipeline = nullptr;
+  Communicator* data_parallel = nullptr;
+};
+
 // Per-rank bytes, for the memory report.
 struct TrainMemory {
   size_t stage_parameter_bytes = 0; // the whole stage's parameters, unsharded (for comparison)
@@ -58,7 +69,8 @@ class PipelineTrainer {
   static StatusOr<std::unique_ptr<PipelineTrainer>> Create(const std::string& model_dir,
                                                            std::vector<StageRange> stages,
                                                            const TrainerOptions& options, Communicator* pipeline,
-                                                           Communicator* data_parallel);
+                                                           Communicator* data_parallel,
+                                                           const TrainerDevice& device = {});
 
   // Forward and backward of the whole global batch (this replica takes its
   // share): afterwards every shard holds its part of the gradient of the
@@ -102,6 +114,9 @@ class PipelineTrainer {
   Status SumOverJob(std::vector<double>& values);
   std::vector<Tensor> Shards();
   std::vector<Tensor> GradShards();
+  // Host <-> the ops' device, for checkpoints.
+  Tensor ToHost(const Tensor& t);
+  Tensor ToDevice(const Tensor& host);
 
   std::string model_dir_;
   ModelConfig config_;
@@ -109,6 +124,10 @@ class PipelineTrainer {
   TrainerOptions options_;
   Communicator* pipeline_ = nullptr;
   Communicator* data_parallel_ = nullptr;
+  Communicator* device_pipeline_ = nullptr;
+  Communicator* device_dp_ = nullptr;
+  std::unique_ptr<TrainingOps> own_ops_;  // the CPU's, when none was given
+  TrainingOps* ops_ = nullptr;
   std::unique_ptr<TrainingStage> stage_;
   std::unique_ptr<AdamW> adamw_;
 };

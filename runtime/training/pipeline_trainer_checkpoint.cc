@@ -1,7 +1,6 @@
 // PipelineTrainer: sharded save and resume. Each rank writes only what it
 // owns (its units' parameter shards and AdamW moments); the root commits the
 // step once every rank's file is there.
-#include <cstring>
 #include <map>
 
 #include "runtime/training/pipeline_trainer.h"
@@ -14,10 +13,10 @@ Status PipelineTrainer::SaveCheckpoint(const std::string& dir, int64_t step, con
   RankTrainState state;
   const auto& units = stage_->units();
   for (size_t i = 0; i < units.size(); ++i) {
-    state.tensors.emplace_back("param." + units[i]->name(), units[i]->shard());
+    state.tensors.emplace_back("param." + units[i]->name(), ToHost(units[i]->shard()));
     if (i < adamw_->exp_avg().size()) {
-      state.tensors.emplace_back("exp_avg." + units[i]->name(), adamw_->exp_avg()[i]);
-      state.tensors.emplace_back("exp_avg_sq." + units[i]->name(), adamw_->exp_avg_sq()[i]);
+      state.tensors.emplace_back("exp_avg." + units[i]->name(), ToHost(adamw_->exp_avg()[i]));
+      state.tensors.emplace_back("exp_avg_sq." + units[i]->name(), ToHost(adamw_->exp_avg_sq()[i]));
     }
   }
   state.meta = {{"adam_step", adamw_->step()}, {"stage", pipeline_rank()}, {"dp_rank", dp_rank()}};
@@ -59,12 +58,13 @@ StatusOr<nlohmann::json> PipelineTrainer::LoadCheckpoint(const std::string& dir,
   for (auto& unit : stage_->units()) {
     const int64_t n = unit->shard().numel();
     BATON_ASSIGN_OR_RETURN(Tensor values, take("param." + unit->name(), n));
-    std::memcpy(unit->shard().raw(), values.raw(), values.nbytes());
+    ops_->backend().CopyToDevice(values, unit->shard());
+    unit->RefreshCompute();
     if (adam_step == 0) continue;
     BATON_ASSIGN_OR_RETURN(Tensor m, take("exp_avg." + unit->name(), n));
     BATON_ASSIGN_OR_RETURN(Tensor v, take("exp_avg_sq." + unit->name(), n));
-    exp_avg.push_back(m.Reshape(unit->shard().shape()));
-    exp_avg_sq.push_back(v.Reshape(unit->shard().shape()));
+    exp_avg.push_back(ToDevice(m.Reshape(unit->shard().shape())));
+    exp_avg_sq.push_back(ToDevice(v.Reshape(unit->shard().shape())));
   }
   adamw_->Restore(adam_step, std::move(exp_avg), std::move(exp_avg_sq));
   return meta;

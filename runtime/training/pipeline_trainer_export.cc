@@ -2,6 +2,7 @@
 // tests) from every stage's units.
 #include <cstring>
 
+#include "runtime/backend/cpu/cpu_backend.h"
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/training/hf_export.h"
 #include "runtime/training/pipeline_trainer.h"

@@ -4,21 +4,23 @@
 #include <cstring>
 
 #include "runtime/model/transformer_layer.h"
-#include "runtime/training/embedding_grad.h"
-#include "runtime/training/norm_grad.h"
 
 namespace baton {
 
 TrainingStage::TrainingStage(const ModelConfig& config, StageWeights weights, ShardMode mode, Communicator* dp,
-                             bool activation_checkpointing)
-    : config_(config), weights_(std::move(weights)), constants_(config_), checkpointing_(activation_checkpointing) {
+                             bool activation_checkpointing, TrainingOps& ops)
+    : ops_(ops),
+      config_(config),
+      weights_(std::move(weights)),
+      constants_(config_, ops.backend()),
+      checkpointing_(activation_checkpointing) {
   grads_.range = weights_.range;
   const bool head_reads_embedding = config_.tie_word_embeddings && is_first() && is_last();
   if (head_reads_embedding) weights_.lm_head = Tensor();  // the head reads the embedding unit
   fields_ = StageUnits(config_, weights_.range, weights_, grads_);
   for (size_t i = 0; i < fields_.size(); ++i) {
     const UnitFields& f = fields_[i];
-    units_.push_back(std::make_unique<ParamUnit>(f.name, f.params, f.grads, mode, dp));
+    units_.push_back(std::make_unique<ParamUnit>(f.name, f.params, f.grads, mode, dp, ops_));
     switch (f.role) {
       case UnitRole::kEmbedding:
         embed_ = units_.back().get();
@@ -90,12 +92,12 @@ StatusOr<Tensor> TrainingStage::Forward(int mb, const BatchLayout& batch, const 
   Tensor hidden;
   if (is_first()) {
     BATON_RETURN_IF_ERROR(Use(0, true));
-    hidden = Tensor::Empty({n, h}, DType::kF32);
-    backend_.Embedding(batch.ids, weights_.embed, hidden);
+    hidden = ops_.Activations(n, h);
+    ops_.backend().Embedding(batch.ids, weights_.embed, hidden);
     Done(0);
     if (pos_unit_ != SIZE_MAX) {
       BATON_RETURN_IF_ERROR(Use(pos_unit_, true));
-      backend_.AddEmbedding(batch.positions, weights_.pos_embed, hidden);
+      ops_.backend().AddEmbedding(batch.positions, weights_.pos_embed, hidden);
       Done(pos_unit_);
     }
   } else {
@@ -110,7 +112,7 @@ StatusOr<Tensor> TrainingStage::Forward(int mb, const BatchLayout& batch, const 
     BATON_RETURN_IF_ERROR(Use(layer_units_[l], true));
     Tensor out;
     LayerActivations* keep = train && !checkpointing_ ? &state.layers[l] : nullptr;
-    LayerForward(backend_, constants_, batch, weights_.layers[l], hidden, out, keep);
+    LayerForward(ops_, constants_, batch, weights_.layers[l], hidden, out, keep);
     Done(layer_units_[l]);
     if (train && checkpointing_) state.layers[l].x_in = hidden;
     if (train) {
@@ -132,13 +134,14 @@ StatusOr<Tensor> TrainingStage::HeadForward(MicroBatch& state, const Tensor& hid
                                             LossSum* loss) {
   const int64_t n = state.batch.rows, h = config_.hidden_size;
   BATON_RETURN_IF_ERROR(Use(norm_unit_, true));
-  Tensor normed = Tensor::Empty({n, h}, DType::kF32);
-  ApplyNorm(backend_, config_, hidden, weights_.final_norm_w, weights_.final_norm_b, normed);
+  Tensor normed = ops_.Activations(n, h);
+  ApplyNorm(ops_.backend(), config_, hidden, weights_.final_norm_w, weights_.final_norm_b, normed);
   const bool tied_here = embed_ != nullptr && units_[head_unit_].get() == embed_;
   BATON_RETURN_IF_ERROR(Use(head_unit_, true, !tied_here));
   const Tensor& head = tied_here ? weights_.embed : weights_.lm_head;
   if (!train) {
-    const LossSum part = LmHeadCrossEntropy(normed, head, state.batch.targets, 0.0f, nullptr, nullptr);
+    BATON_ASSIGN_OR_RETURN(const LossSum part,
+                           ops_.LmHeadCrossEntropy(normed, head, state.batch.targets, 0.0f, nullptr, nullptr));
     loss->sum += part.sum;
     loss->tokens += part.tokens;
     Done(head_unit_);
@@ -147,14 +150,15 @@ StatusOr<Tensor> TrainingStage::HeadForward(MicroBatch& state, const Tensor& hid
   }
   units_[head_unit_]->BeginGrad();
   units_[norm_unit_]->BeginGrad();
-  Tensor dnormed = Tensor::Empty({n, h}, DType::kF32);
+  Tensor dnormed = ops_.Activations(n, h);
   Tensor& dhead = tied_here ? grads_.embed : grads_.lm_head;
-  const LossSum part = LmHeadCrossEntropy(normed, head, state.batch.targets, grad_scale, &dnormed, &dhead);
+  BATON_ASSIGN_OR_RETURN(const LossSum part,
+                         ops_.LmHeadCrossEntropy(normed, head, state.batch.targets, grad_scale, &dnormed, &dhead));
   loss->sum += part.sum;
   loss->tokens += part.tokens;
-  state.d_hidden = Tensor::Empty({n, h}, DType::kF32);
-  ModelNormBackward(config_, hidden, weights_.final_norm_w, dnormed, state.d_hidden, grads_.final_norm_w,
-                    grads_.final_norm_b);
+  state.d_hidden = ops_.Activations(n, h);
+  ops_.NormBackward(constants_.norm, hidden, weights_.final_norm_w, config_.norm_eps, dnormed, state.d_hidden,
+                    grads_.final_norm_w, constants_.norm == NormOp::kLayerNorm ? &grads_.final_norm_b : nullptr);
   Track(state, state.d_hidden);
   BATON_RETURN_IF_ERROR(units_[head_unit_]->EndGrad());
   BATON_RETURN_IF_ERROR(units_[norm_unit_]->EndGrad());
@@ -170,9 +174,14 @@ StatusOr<Tensor> TrainingStage::Backward(int mb, const Tensor& d_output) {
   }
   MicroBatch& state = it->second;
   const BatchLayout& batch = state.batch;
-  Tensor d = is_last() ? state.d_hidden : d_output.Clone();
-  if (d.numel() != batch.rows * config_.hidden_size) {
-    return Status::Internal("training stage: the next stage sent the gradient " + d.DebugString());
+  if (!is_last() && d_output.numel() != batch.rows * config_.hidden_size) {
+    return Status::Internal("training stage: the next stage sent the gradient " + d_output.DebugString());
+  }
+  // Backward overwrites d layer by layer; the caller's buffer stays intact.
+  Tensor d = state.d_hidden;
+  if (!is_last()) {
+    d = ops_.Activations(batch.rows, config_.hidden_size);
+    ops_.Copy(d_output, d);
   }
   for (size_t l = layer_units_.size(); l-- > 0;) {
     const size_t u = layer_units_[l];
@@ -181,20 +190,20 @@ StatusOr<Tensor> TrainingStage::Backward(int mb, const Tensor& d_output) {
     if (checkpointing_) {  // recompute the layer from its kept input
       Tensor unused;
       const Tensor x = acts.x_in;
-      LayerForward(backend_, constants_, batch, weights_.layers[l], x, unused, &acts);
+      LayerForward(ops_, constants_, batch, weights_.layers[l], x, unused, &acts);
     }
     units_[u]->BeginGrad();
-    LayerBackward(constants_, batch, weights_.layers[l], grads_.layers[l], acts, d);
+    LayerBackward(ops_, constants_, batch, weights_.layers[l], grads_.layers[l], acts, d);
     BATON_RETURN_IF_ERROR(units_[u]->EndGrad());
     Done(u);
   }
   if (is_first()) {
     embed_->BeginGrad();
-    EmbeddingBackward(batch.ids, d, grads_.embed);
+    ops_.EmbeddingBackward(batch.ids, d, grads_.embed);
     BATON_RETURN_IF_ERROR(embed_->EndGrad());
     if (pos_unit_ != SIZE_MAX) {
       units_[pos_unit_]->BeginGrad();
-      EmbeddingBackward(batch.positions, d, grads_.pos_embed);
+      ops_.EmbeddingBackward(batch.positions, d, grads_.pos_embed);
       BATON_RETURN_IF_ERROR(units_[pos_unit_]->EndGrad());
     }
     d = Tensor();

@@ -1,4 +1,4 @@
-// TrainingStage: one pipeline stage's share of training on the CPU - its
+// TrainingStage: one pipeline stage's share of training - its
 // layers, plus the embedding on the first stage and the final norm, LM head
 // and loss on the last - over micro-batches that the pipeline schedule
 // interleaves (forward of one while another's activations wait for their
@@ -29,17 +29,19 @@ namespace baton {
 
 class TrainingStage {
  public:
-  // `weights`: this stage's loaded parameters (any float dtype; copied into
-  // float32 units). `dp` may be null when mode is kLocal.
+  // `weights`: this stage's loaded parameters (host memory, any float
+  // dtype; copied into float32 units on `ops`' device). `dp` moves that
+  // device's memory; it may be null when mode is kLocal.
   TrainingStage(const ModelConfig& config, StageWeights weights, ShardMode mode, Communicator* dp,
-                bool activation_checkpointing);
+                bool activation_checkpointing, TrainingOps& ops);
 
   const StageRange& range() const { return weights_.range; }
   bool is_first() const { return weights_.range.has_embedding(); }
   bool is_last() const { return weights_.range.has_head(config_); }
 
-  // Forward of micro-batch `mb`. `input` is the previous stage's output
-  // [rows, hidden] (unused on the first stage). Returns this stage's output,
+  // Forward of micro-batch `mb` (`batch` in the device's memory: ToDevice).
+  // `input` is the previous stage's output [rows, hidden] (unused on the
+  // first stage). Returns this stage's output,
   // or on the last stage an empty tensor, adding the micro-batch's loss to
   // *loss. With `train`, what Backward(mb) needs is kept and the last stage
   // computes the gradient of grad_scale * sum(loss) now.
@@ -76,7 +78,7 @@ class TrainingStage {
   StatusOr<Tensor> HeadForward(MicroBatch& state, const Tensor& hidden, bool train, float grad_scale, LossSum* loss);
   void Track(MicroBatch& state, const Tensor& t);
 
-  CpuBackend backend_;
+  TrainingOps& ops_;
   ModelConfig config_;
   StageWeights weights_, grads_;
   LayerConstants constants_;
