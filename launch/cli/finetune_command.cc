@@ -1,5 +1,6 @@
-// `baton finetune`: CPU fine-tuning (float32, AdamW) of a Hugging Face model
-// folder on a text / JSONL file, over pp x dp ranks (mpirun -np pp*dp):
+// `baton finetune`: fine-tuning (AdamW; float32 on the CPU, bf16 with float32
+// master weights on a GPU) of a Hugging Face model folder on a text / JSONL
+// file, over pp x dp ranks (mpirun -np pp*dp):
 // pipeline stages with the GPipe or 1F1B schedule, ZeRO-3 (or replicated)
 // data parallelism, activation checkpointing, sharded checkpoints with
 // resume, and export as a Hugging Face folder that `baton generate` loads.
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "launch/cli/finetune_device.h"
 #include "launch/cli/finetune_flags.h"
 #include "runtime/comm/process_mesh.h"
 #include "runtime/training/lr_schedule.h"
@@ -56,8 +58,8 @@ std::string Bar(int done, int total) {
          "]";
 }
 
-void ReportStep(const FinetuneFlags& f, int step, const LossSum& loss, double lr, double grad_norm,
-                double tokens_per_s, double eta) {
+void ReportStep(const FinetuneFlags& f, int step, const LossSum& loss, double lr, double grad_norm, double tokens_per_s,
+                double eta) {
   if (f.json) {
     nlohmann::json line = {{"step", step},           {"loss", loss.mean()},          {"lr", lr},
                            {"grad_norm", grad_norm}, {"tokens_per_s", tokens_per_s}, {"eta_s", eta}};
@@ -100,15 +102,20 @@ Status Train(FinetuneFlags f, RankContext& ranks) {
   options.micro_batches = f.micro_batches;
   options.activation_checkpointing = f.activation_checkpointing;
   options.adamw = {f.lr, f.beta1, f.beta2, f.eps, f.weight_decay};
-  BATON_ASSIGN_OR_RETURN(auto trainer,
-                         PipelineTrainer::Create(f.model_dir, stages, options, mesh ? &mesh->pipeline() : nullptr,
-                                                 mesh && f.dp > 1 ? &mesh->data_parallel() : nullptr));
+  // Declared before the trainer, so it outlives it.
+  BATON_ASSIGN_OR_RETURN(std::unique_ptr<FinetuneDevice> device,
+                         FinetuneDevice::Open(f, ranks.local_rank(), mesh ? &*mesh : nullptr));
+  BATON_ASSIGN_OR_RETURN(
+      auto trainer,
+      PipelineTrainer::Create(f.model_dir, stages, options, mesh ? &mesh->pipeline() : nullptr,
+                              mesh && f.dp > 1 ? &mesh->data_parallel() : nullptr, device->trainer_device()));
   int first_step = 0;
   if (f.resume.empty() && f.checkpoint_every > 0) {
     StatusOr<int64_t> existing = LatestCheckpointStep(f.checkpoint_dir);
     if (existing.ok()) {
-      return Status::InvalidArgument("--checkpoint-dir " + f.checkpoint_dir + " already holds checkpoints (latest: step " +
-                                     std::to_string(*existing) + "): pass --resume " + f.checkpoint_dir +
+      return Status::InvalidArgument("--checkpoint-dir " + f.checkpoint_dir +
+                                     " already holds checkpoints (latest: step " + std::to_string(*existing) +
+                                     "): pass --resume " + f.checkpoint_dir +
                                      " to continue that run, or choose another --out / --checkpoint-dir");
     }
   }
@@ -128,13 +135,14 @@ Status Train(FinetuneFlags f, RankContext& ranks) {
     BATON_ASSIGN_OR_RETURN(LossSum loss, trainer->ComputeGradients(batch));
     const double lr = lr_schedule.LearningRate(step);
     BATON_ASSIGN_OR_RETURN(double grad_norm, trainer->ApplyUpdate(lr, f.grad_clip));
-    if (step == first_step) PrintMemory(*trainer, ranks.rank(), stages[static_cast<size_t>(mesh ? mesh->coord().pp_stage : 0)]);
+    if (step == first_step)
+      PrintMemory(*trainer, ranks.rank(), stages[static_cast<size_t>(mesh ? mesh->coord().pp_stage : 0)]);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double eta = elapsed / (step + 1 - first_step) * (f.steps - step - 1);
     if (root) {
-      ReportStep(f, step + 1, loss, lr, grad_norm, static_cast<double>(batch.input_ids.size()) / std::max(seconds, 1e-9),
-                 eta);
+      ReportStep(f, step + 1, loss, lr, grad_norm,
+                 static_cast<double>(batch.input_ids.size()) / std::max(seconds, 1e-9), eta);
     }
     if (f.checkpoint_every > 0 && (step + 1) % f.checkpoint_every == 0 && step + 1 < f.steps) {
       BATON_RETURN_IF_ERROR(trainer->SaveCheckpoint(f.checkpoint_dir, step + 1, FinetuneJobMeta(f)));
@@ -159,8 +167,9 @@ Status Train(FinetuneFlags f, RankContext& ranks) {
 
 void RegisterFinetuneCommand(CLI::App& app, CommandRun& run) {
   auto flags = std::make_shared<FinetuneFlags>();
-  CLI::App* cmd = app.add_subcommand("finetune", "Fine-tune a model on a text/JSONL file (CPU, float32; "
-                                                 "mpirun -np pp*dp for pipeline / ZeRO-3 layouts)");
+  CLI::App* cmd = app.add_subcommand("finetune",
+                                     "Fine-tune a model on a text/JSONL file (CPU or GPU; "
+                                     "mpirun -np pp*dp for pipeline / ZeRO-3 layouts)");
   AddFinetuneFlags(*cmd, *flags);
   cmd->callback([flags, &run] {
     run = [flags]() -> Status {

@@ -1,5 +1,7 @@
 #include "launch/cli/finetune_flags.h"
 
+#include "runtime/backend/cuda/make_cuda_backend.h"
+
 namespace baton::cli {
 
 void AddFinetuneFlags(CLI::App& cmd, FinetuneFlags& f) {
@@ -12,8 +14,9 @@ void AddFinetuneFlags(CLI::App& cmd, FinetuneFlags& f) {
   cmd.add_option("--batch-size", f.batch_size, "sequences per optimizer step (all replicas together)");
   cmd.add_option("--batch-tokens", f.batch_tokens, "tokens per optimizer step (instead of --batch-size)");
   cmd.add_option("--micro-batch-size", f.micro_batch_size, "sequences per forward/backward (accumulated)");
-  cmd.add_option("--micro-batches", f.micro_batches, "micro-batches per replica and step (default: 1 with --pp 1, "
-                                                    "else one sequence each)");
+  cmd.add_option("--micro-batches", f.micro_batches,
+                 "micro-batches per replica and step (default: 1 with --pp 1, "
+                 "else one sequence each)");
   cmd.add_option("--seq-len", f.seq_len, "tokens per packed sequence");
   cmd.add_option("--lr-schedule", f.lr_schedule, "constant | cosine");
   cmd.add_option("--warmup", f.warmup, "linear warmup steps");
@@ -36,6 +39,11 @@ void AddFinetuneFlags(CLI::App& cmd, FinetuneFlags& f) {
   cmd.add_option("--keep-checkpoints", f.keep_checkpoints, "how many checkpoints to keep");
   cmd.add_option("--resume", f.resume, "continue from the latest checkpoint in this folder");
   cmd.add_flag("--json", f.json, "one JSON object per step on stdout");
+  cmd.add_option("--device", f.device, "cpu or cuda (default: cuda when a GPU is visible; one GPU per rank)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd.add_option("--dtype", f.dtype,
+                 "compute dtype on cuda: bf16 (default; float32 master weights, gradients and moments) or f32")
+      ->check(CLI::IsMember({"bf16", "f32"}));
 }
 
 Status ResolveFinetuneFlags(FinetuneFlags& f) {
@@ -48,7 +56,8 @@ Status ResolveFinetuneFlags(FinetuneFlags& f) {
   BATON_RETURN_IF_ERROR(positive(f.pp, "--pp"));
   BATON_RETURN_IF_ERROR(positive(f.dp, "--dp"));
   BATON_RETURN_IF_ERROR(positive(f.keep_checkpoints, "--keep-checkpoints"));
-  if (f.seq_len < 2) return Status::InvalidArgument("--seq-len must be at least 2 (got " + std::to_string(f.seq_len) + ")");
+  if (f.seq_len < 2)
+    return Status::InvalidArgument("--seq-len must be at least 2 (got " + std::to_string(f.seq_len) + ")");
   if (f.batch_tokens < 0) return Status::InvalidArgument("--batch-tokens must not be negative");
   if (f.batch_tokens > 0) {
     if (f.batch_tokens % f.seq_len != 0) {
@@ -68,8 +77,8 @@ Status ResolveFinetuneFlags(FinetuneFlags& f) {
   }
   if (f.micro_batch_size > 0) {
     if (share % f.micro_batch_size != 0) {
-      return Status::InvalidArgument("--micro-batch-size " + std::to_string(f.micro_batch_size) +
-                                     " must divide the " + std::to_string(share) + " sequences of each replica");
+      return Status::InvalidArgument("--micro-batch-size " + std::to_string(f.micro_batch_size) + " must divide the " +
+                                     std::to_string(share) + " sequences of each replica");
     }
     f.micro_batches = share / f.micro_batch_size;
   } else if (f.micro_batches == 0) {
@@ -79,7 +88,8 @@ Status ResolveFinetuneFlags(FinetuneFlags& f) {
     return Status::InvalidArgument("--micro-batches " + std::to_string(f.micro_batches) + " must divide the " +
                                    std::to_string(share) + " sequences of each replica");
   }
-  if (f.zero != 0 && f.zero != 3) return Status::InvalidArgument("--zero must be 0 or 3 (got " + std::to_string(f.zero) + ")");
+  if (f.zero != 0 && f.zero != 3)
+    return Status::InvalidArgument("--zero must be 0 or 3 (got " + std::to_string(f.zero) + ")");
   if (!(f.lr > 0)) return Status::InvalidArgument("--lr must be positive");
   if (f.warmup < 0) return Status::InvalidArgument("--warmup must not be negative");
   if (!(f.weight_decay >= 0)) return Status::InvalidArgument("--weight-decay must not be negative");
@@ -87,20 +97,26 @@ Status ResolveFinetuneFlags(FinetuneFlags& f) {
   if (f.checkpoint_every < 0) return Status::InvalidArgument("--checkpoint-every must not be negative");
   if (f.data.empty() || f.out.empty()) return Status::InvalidArgument("--data FILE and --out DIR are required");
   if (f.checkpoint_dir.empty()) f.checkpoint_dir = f.out + "/checkpoints";
+  if (f.device.empty()) f.device = CudaDeviceCount() > 0 ? "cuda" : "cpu";
+  if (f.dtype.empty()) f.dtype = f.device == "cuda" ? "bf16" : "f32";
+  if (f.device == "cpu" && f.dtype != "f32") {
+    return Status::InvalidArgument("--dtype " + f.dtype + " needs --device cuda (the CPU trains in f32)");
+  }
   return Status::Ok();
 }
 
 nlohmann::json FinetuneJobMeta(const FinetuneFlags& f) {
-  return {{"model", f.model_dir},     {"data", f.data},           {"seq_len", f.seq_len},
-          {"batch_size", f.batch_size}, {"seed", f.seed},         {"no_shuffle", f.no_shuffle},
-          {"steps", f.steps},          {"lr", f.lr},               {"lr_schedule", f.lr_schedule},
-          {"warmup", f.warmup},        {"zero", f.zero},           {"micro_batches", f.micro_batches}};
+  return {{"model", f.model_dir},       {"data", f.data}, {"seq_len", f.seq_len},
+          {"batch_size", f.batch_size}, {"seed", f.seed}, {"no_shuffle", f.no_shuffle},
+          {"steps", f.steps},           {"lr", f.lr},     {"lr_schedule", f.lr_schedule},
+          {"warmup", f.warmup},         {"zero", f.zero}, {"micro_batches", f.micro_batches}};
 }
 
 Status CheckResumable(const nlohmann::json& saved, const FinetuneFlags& f) {
   const nlohmann::json now = FinetuneJobMeta(f);
   // The data stream and the learning-rate schedule must be the same.
-  for (const char* key : {"data", "seq_len", "batch_size", "seed", "no_shuffle", "steps", "lr", "lr_schedule", "warmup"}) {
+  for (const char* key :
+       {"data", "seq_len", "batch_size", "seed", "no_shuffle", "steps", "lr", "lr_schedule", "warmup"}) {
     if (saved.contains(key) && saved[key] != now[key]) {
       return Status::InvalidArgument("--resume: the checkpoint was made with " + std::string(key) + " = " +
                                      saved[key].dump() + ", this run has " + now[key].dump());

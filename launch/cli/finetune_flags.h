@@ -18,10 +18,10 @@ struct FinetuneFlags {
   std::string out;
   int steps = 100;
   double lr = 1e-4;
-  int batch_size = 8;       // sequences per optimizer step, all replicas together
-  int batch_tokens = 0;     // alternative to --batch-size: tokens per step
-  int micro_batch_size = 0; // sequences per forward/backward; 0: from --micro-batches
-  int micro_batches = 0;    // per replica; 0: 1 for pp 1, else the replica's sequences
+  int batch_size = 8;        // sequences per optimizer step, all replicas together
+  int batch_tokens = 0;      // alternative to --batch-size: tokens per step
+  int micro_batch_size = 0;  // sequences per forward/backward; 0: from --micro-batches
+  int micro_batches = 0;     // per replica; 0: 1 for pp 1, else the replica's sequences
   int seq_len = 128;
   std::string lr_schedule = "cosine";
   int warmup = 0;
@@ -34,11 +34,13 @@ struct FinetuneFlags {
   std::string schedule = "1f1b";
   std::string layers_per_stage;
   bool activation_checkpointing = false;
-  int checkpoint_every = 0;  // 0: no checkpoints
+  int checkpoint_every = 0;    // 0: no checkpoints
   std::string checkpoint_dir;  // default: <out>/checkpoints
   int keep_checkpoints = 2;
-  std::string resume;          // a checkpoint folder: continue from its latest step
+  std::string resume;  // a checkpoint folder: continue from its latest step
   bool json = false;
+  std::string device;  // cpu | cuda; empty: cuda when a GPU is visible
+  std::string dtype;   // compute dtype on cuda: bf16 (default) | f32
 };
 
 void AddFinetuneFlags(CLI::App& cmd, FinetuneFlags& flags);

@@ -33,7 +33,9 @@ void CpuTrainingOps::NormBackward(NormOp op, const Tensor& x, const Tensor& weig
   }
 }
 
-void CpuTrainingOps::GeluNewBackward(const Tensor& x, const Tensor& dy, Tensor& dx) { baton::GeluNewBackward(x, dy, dx); }
+void CpuTrainingOps::GeluNewBackward(const Tensor& x, const Tensor& dy, Tensor& dx) {
+  baton::GeluNewBackward(x, dy, dx);
+}
 
 void CpuTrainingOps::SwiGluBackward(const Tensor& gate_up, const Tensor& dout, Tensor& dgate_up) {
   baton::SwiGluBackward(gate_up, dout, dgate_up);

@@ -15,8 +15,7 @@ class CpuTrainingOps final : public TrainingOps {
   void Zero(Tensor& t) override;
   void Copy(const Tensor& src, Tensor& dst) override;
 
-  void LinearBackward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw,
-                      Tensor* db) override;
+  void LinearBackward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor* dx, Tensor& dw, Tensor* db) override;
   void NormBackward(NormOp op, const Tensor& x, const Tensor& weight, float eps, const Tensor& dy, Tensor& dx,
                     Tensor& dweight, Tensor* dbias) override;
   void GeluNewBackward(const Tensor& x, const Tensor& dy, Tensor& dx) override;
@@ -26,8 +25,7 @@ class CpuTrainingOps final : public TrainingOps {
   void CausalAttentionForward(const Tensor& qkv, const std::vector<int>& seq_starts, const AttentionShape& shape,
                               Tensor& out, Tensor& lse) override;
   void CausalAttentionBackward(const Tensor& qkv, const Tensor& out, const Tensor& lse, const Tensor& dout,
-                               const std::vector<int>& seq_starts, const AttentionShape& shape,
-                               Tensor& dqkv) override;
+                               const std::vector<int>& seq_starts, const AttentionShape& shape, Tensor& dqkv) override;
   void EmbeddingBackward(const Tensor& ids, const Tensor& dy, Tensor& dtable) override;
   StatusOr<LossSum> LmHeadCrossEntropy(const Tensor& x, const Tensor& head, const Tensor& targets, float grad_scale,
                                        Tensor* dx, Tensor* dhead) override;

@@ -17,10 +17,10 @@ namespace baton {
 // tokens, row-major, positions 0.. within each sequence.
 struct BatchLayout {
   int64_t rows = 0;
-  Tensor ids;                // [rows] I32
-  Tensor positions;          // [rows] I32
-  Tensor targets;            // [rows] I32: the id row i must predict (labels shifted), or kIgnoreIndex
-  std::vector<int> starts;   // num_seqs + 1 row offsets
+  Tensor ids;               // [rows] I32
+  Tensor positions;         // [rows] I32
+  Tensor targets;           // [rows] I32: the id row i must predict (labels shifted), or kIgnoreIndex
+  std::vector<int> starts;  // num_seqs + 1 row offsets
 };
 
 // Checks the batch against the model (sizes, ids in the vocabulary,
@@ -51,7 +51,7 @@ void LayerForward(TrainingOps& ops, const LayerConstants& k, const BatchLayout& 
 
 // d holds d(loss)/d(layer output) and is overwritten with d(loss)/d(layer
 // input); parameter gradients are ADDED to g. `a` is consumed (freed).
-void LayerBackward(TrainingOps& ops, const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w, LayerWeights& g,
-                   LayerActivations& a, Tensor& d);
+void LayerBackward(TrainingOps& ops, const LayerConstants& k, const BatchLayout& batch, const LayerWeights& w,
+                   LayerWeights& g, LayerActivations& a, Tensor& d);
 
 }  // namespace baton

@@ -111,8 +111,8 @@ void ParamUnit::BeginGrad() {
 Status ParamUnit::EndGrad() {
   if (mode_ != ShardMode::kSharded) return Status::Ok();
   Tensor mine = ops_.backend().Allocate({shard_numel_}, DType::kF32);
-  Status reduced = dp_->ReduceScatter(full_grad_.raw(), mine.raw(), static_cast<size_t>(shard_numel_),
-                                      ElementType::kFloat32);
+  Status reduced =
+      dp_->ReduceScatter(full_grad_.raw(), mine.raw(), static_cast<size_t>(shard_numel_), ElementType::kFloat32);
   Unbind(grads_);
   full_grad_ = Tensor();
   if (!reduced.ok()) return reduced.WithContext("ZeRO-3 gradient reduce-scatter of " + name_);
@@ -122,8 +122,8 @@ Status ParamUnit::EndGrad() {
 
 Status ParamUnit::SyncGrads() {
   if (mode_ != ShardMode::kReplicated) return Status::Ok();
-  Status reduced = dp_->AllReduce(grad_shard_.raw(), grad_shard_.raw(), static_cast<size_t>(shard_numel_),
-                                  ElementType::kFloat32);
+  Status reduced =
+      dp_->AllReduce(grad_shard_.raw(), grad_shard_.raw(), static_cast<size_t>(shard_numel_), ElementType::kFloat32);
   return reduced.ok() ? reduced : reduced.WithContext("gradient all-reduce of " + name_);
 }
 

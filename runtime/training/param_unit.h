@@ -19,9 +19,8 @@
 // and gradients are float32 (the master copy); when the device computes in
 // a 16-bit dtype, the parameter fields view a copy in that dtype instead:
 // refreshed by RefreshCompute after each update (kLocal, kReplicated), or
-// made from the shard at each gather, so ZeRO-3 gathers half the bytes. Padding (the vector is rounded up to a multiple of
-// dp) is zero in values and gradients, and AdamW keeps zeros at zero.
-// One thread at a time.
+// made from the shard at each gather, so ZeRO-3 gathers half the bytes. Padding (the vector is rounded up to a multiple
+// of dp) is zero in values and gradients, and AdamW keeps zeros at zero. One thread at a time.
 #pragma once
 
 #include <string>
@@ -42,8 +41,8 @@ class ParamUnit {
   // gradient fields (their contents are ignored). `dp` may be null only
   // for kLocal.
   // `dp` moves `ops`' memory (NCCL for a GPU).
-  ParamUnit(std::string name, std::vector<Tensor*> params, std::vector<Tensor*> grads, ShardMode mode,
-            Communicator* dp, TrainingOps& ops);
+  ParamUnit(std::string name, std::vector<Tensor*> params, std::vector<Tensor*> grads, ShardMode mode, Communicator* dp,
+            TrainingOps& ops);
 
   const std::string& name() const { return name_; }
   ShardMode mode() const { return mode_; }
@@ -100,9 +99,9 @@ class ParamUnit {
   DType compute_dtype_;
   int64_t numel_ = 0, padded_ = 0, shard_numel_ = 0, shard_offset_ = 0;
   Tensor shard_, grad_shard_;
-  Tensor compute_;             // 16-bit compute copy of the full values (not kSharded)
-  Tensor full_, full_grad_;    // kSharded: alive between Gather/Release, BeginGrad/EndGrad
-  Tensor shard_compute_;       // kSharded, 16-bit: the shard cast for the gather in flight
+  Tensor compute_;           // 16-bit compute copy of the full values (not kSharded)
+  Tensor full_, full_grad_;  // kSharded: alive between Gather/Release, BeginGrad/EndGrad
+  Tensor shard_compute_;     // kSharded, 16-bit: the shard cast for the gather in flight
   Request gather_;
   bool gathering_ = false;
 };

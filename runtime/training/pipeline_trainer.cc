@@ -25,8 +25,7 @@ struct PendingSend {
 StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const std::string& model_dir,
                                                                    std::vector<StageRange> stages,
                                                                    const TrainerOptions& options,
-                                                                   Communicator* pipeline,
-                                                                   Communicator* data_parallel,
+                                                                   Communicator* pipeline, Communicator* data_parallel,
                                                                    const TrainerDevice& device) {
   std::unique_ptr<PipelineTrainer> t(new PipelineTrainer());
   t->model_dir_ = model_dir;
@@ -46,8 +45,8 @@ StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const std::st
     return Status::InvalidArgument("--zero " + std::to_string(options.zero_stage) + ": expected 0 or 3");
   }
   if (options.micro_batches < 1) {
-    return Status::InvalidArgument("--micro-batches must be at least 1 (got " +
-                                   std::to_string(options.micro_batches) + ")");
+    return Status::InvalidArgument("--micro-batches must be at least 1 (got " + std::to_string(options.micro_batches) +
+                                   ")");
   }
   const int max_tag = pipeline != nullptr ? pipeline->max_tag() : 32767;
   if (2 * options.micro_batches + 1 > max_tag) {
@@ -105,8 +104,8 @@ StatusOr<LossSum> PipelineTrainer::RunSchedule(const std::vector<BatchLayout>& m
       }
       BATON_ASSIGN_OR_RETURN(Tensor out, stage_->Forward(op.micro_batch, batch, input, train, grad_scale, &loss));
       if (!stage_->is_last()) {
-        BATON_ASSIGN_OR_RETURN(
-            Request r, device_pipeline_->ISend(out.raw(), out.nbytes(), stage + 1, ForwardTag(op.micro_batch)));
+        BATON_ASSIGN_OR_RETURN(Request r,
+                               device_pipeline_->ISend(out.raw(), out.nbytes(), stage + 1, ForwardTag(op.micro_batch)));
         sends.push_back({std::move(r), std::move(out)});
       }
     } else {

@@ -20,11 +20,10 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "runtime/comm/communicator.h"
 #include "runtime/training/adamw.h"
@@ -54,20 +53,19 @@ struct TrainerDevice {
 
 // Per-rank bytes, for the memory report.
 struct TrainMemory {
-  size_t stage_parameter_bytes = 0; // the whole stage's parameters, unsharded (for comparison)
-  size_t parameter_bytes = 0;       // this rank's parameter shards
-  size_t gradient_bytes = 0;        // this rank's gradient shards
-  size_t optimizer_bytes = 0;       // AdamW moments of this rank's shards
-  size_t peak_gathered_bytes = 0;   // ZeRO-3: full layers materialised at once
-  size_t peak_activation_bytes = 0; // kept for backward, across live micro-batches
+  size_t stage_parameter_bytes = 0;  // the whole stage's parameters, unsharded (for comparison)
+  size_t parameter_bytes = 0;        // this rank's parameter shards
+  size_t gradient_bytes = 0;         // this rank's gradient shards
+  size_t optimizer_bytes = 0;        // AdamW moments of this rank's shards
+  size_t peak_gathered_bytes = 0;    // ZeRO-3: full layers materialised at once
+  size_t peak_activation_bytes = 0;  // kept for backward, across live micro-batches
 };
 
 class PipelineTrainer {
  public:
   // `stages`: every stage's layer range, in order (pp of them);
   // `pipeline` / `data_parallel`: this rank's groups (null: a group of one).
-  static StatusOr<std::unique_ptr<PipelineTrainer>> Create(const std::string& model_dir,
-                                                           std::vector<StageRange> stages,
+  static StatusOr<std::unique_ptr<PipelineTrainer>> Create(const std::string& model_dir, std::vector<StageRange> stages,
                                                            const TrainerOptions& options, Communicator* pipeline,
                                                            Communicator* data_parallel,
                                                            const TrainerDevice& device = {});

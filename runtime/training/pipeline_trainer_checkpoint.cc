@@ -36,10 +36,10 @@ StatusOr<nlohmann::json> PipelineTrainer::LoadCheckpoint(const std::string& dir,
   const int world = pipeline_size() * dp_size(), rank = dp_rank() * pipeline_size() + pipeline_rank();
   BATON_ASSIGN_OR_RETURN(nlohmann::json meta, LoadCheckpointMeta(dir, step));
   if (meta.value("pp", 1) != pipeline_size() || meta.value("dp", 1) != dp_size()) {
-    return Status::InvalidArgument("--resume " + dir + ": step " + std::to_string(step) + " was saved with pp " +
-                                   std::to_string(meta.value("pp", 1)) + " x dp " + std::to_string(meta.value("dp", 1)) +
-                                   "; this job is pp " + std::to_string(pipeline_size()) + " x dp " +
-                                   std::to_string(dp_size()) + " (resume with the same layout)");
+    return Status::InvalidArgument(
+        "--resume " + dir + ": step " + std::to_string(step) + " was saved with pp " +
+        std::to_string(meta.value("pp", 1)) + " x dp " + std::to_string(meta.value("dp", 1)) + "; this job is pp " +
+        std::to_string(pipeline_size()) + " x dp " + std::to_string(dp_size()) + " (resume with the same layout)");
   }
   BATON_ASSIGN_OR_RETURN(RankTrainState state, LoadRankCheckpoint(dir, step, rank, world));
   std::map<std::string, Tensor> saved;
@@ -47,8 +47,8 @@ StatusOr<nlohmann::json> PipelineTrainer::LoadCheckpoint(const std::string& dir,
   auto take = [&](const std::string& name, int64_t numel) -> StatusOr<Tensor> {
     auto it = saved.find(name);
     if (it == saved.end() || it->second.numel() != numel || it->second.dtype() != DType::kF32) {
-      return Status::InvalidArgument("--resume " + dir + ": rank " + std::to_string(rank) + " has no float32 '" +
-                                     name + "' of " + std::to_string(numel) +
+      return Status::InvalidArgument("--resume " + dir + ": rank " + std::to_string(rank) + " has no float32 '" + name +
+                                     "' of " + std::to_string(numel) +
                                      " values (saved from another model or stage split?)");
     }
     return it->second;

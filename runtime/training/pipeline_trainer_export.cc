@@ -26,8 +26,8 @@ StatusOr<StageWeights> WholeModelTemplate(const std::string& model_dir, const Mo
   own_f32(w.final_norm_w);
   own_f32(w.final_norm_b);
   for (LayerWeights& l : w.layers) {
-    for (Tensor* t : {&l.attn_norm_w, &l.attn_norm_b, &l.qkv_w, &l.qkv_b, &l.o_w, &l.o_b, &l.mlp_norm_w,
-                      &l.mlp_norm_b, &l.up_w, &l.up_b, &l.down_w, &l.down_b}) {
+    for (Tensor* t : {&l.attn_norm_w, &l.attn_norm_b, &l.qkv_w, &l.qkv_b, &l.o_w, &l.o_b, &l.mlp_norm_w, &l.mlp_norm_b,
+                      &l.up_w, &l.up_b, &l.down_w, &l.down_b}) {
       own_f32(*t);
     }
   }

@@ -17,7 +17,7 @@ enum class UnitRole { kEmbedding, kPositions, kLayer, kFinalNorm, kLmHead };
 struct UnitFields {
   std::string name;  // "embed", "pos_embed", "layers.3", "final_norm", "lm_head"
   UnitRole role;
-  int layer = -1;    // kLayer: the model's layer index
+  int layer = -1;  // kLayer: the model's layer index
   // kLmHead on a last stage that is not the first, with tied embeddings:
   // a copy of stage 0's embedding, kept equal by summing the two copies'
   // gradients (Megatron's way of tying across stages).

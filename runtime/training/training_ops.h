@@ -23,11 +23,11 @@ namespace baton {
 // One AdamW update's scalars, rounded to float as torch's kernels get them
 // (see adamw.h for the formula they enter).
 struct AdamWScalars {
-  float decay = 1.0f;         // 1 - lr * weight_decay
+  float decay = 1.0f;  // 1 - lr * weight_decay
   float one_minus_beta1 = 0.1f;
   float beta2 = 0.999f;
   float one_minus_beta2 = 0.001f;
-  float step_size = 1e-3f;    // lr / (1 - beta1^t)
+  float step_size = 1e-3f;             // lr / (1 - beta1^t)
   float bias_correction2_sqrt = 1.0f;  // sqrt(1 - beta2^t)
   float eps = 1e-8f;
 };

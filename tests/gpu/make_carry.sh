@@ -4,13 +4,15 @@
 # libgomp, PCRE2) into build-gpucarry/carry.tar.xz (ignored by git), for
 # tests/gpu/run_on_device.sh and bench/gpu/run_h100.sh to use where Baton's
 # build dependencies are missing. Binaries: test_gpu_ops, gpu_op_timings,
-# test_gpu_model, bench_gpu_decode, bench_gpu_attention and `baton`.
+# test_gpu_model, test_gpu_training, bench_gpu_decode, bench_gpu_attention
+# and `baton` (with NCCL when the build has it, for multi-GPU runs).
 # Usage, from the repo root: tests/gpu/make_carry.sh [build_dir]
 set -euo pipefail
 BUILD=${1:-build/h-cuda}
-BINS="tests/gpu/test_gpu_ops tests/gpu/gpu_op_timings tests/gpu/test_gpu_model bench/bench_gpu_decode
-  bench/bench_gpu_attention launch/baton"
-cmake --build "$BUILD" --target test_gpu_ops gpu_op_timings test_gpu_model bench_gpu_decode bench_gpu_attention baton -j2
+BINS="tests/gpu/test_gpu_ops tests/gpu/gpu_op_timings tests/gpu/test_gpu_model tests/gpu/test_gpu_training
+  bench/bench_gpu_decode bench/bench_gpu_attention launch/baton"
+cmake --build "$BUILD" --target test_gpu_ops gpu_op_timings test_gpu_model test_gpu_training bench_gpu_decode \
+  bench_gpu_attention baton -j2
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bin" "$STAGE/lib"

@@ -42,16 +42,17 @@ bool IsKeyBiasOf(const ModelConfig& c, const std::string& name) {
   return c.model_type == "gpt2" && name.size() > 16 && name.compare(name.size() - 16, 16, "attn.c_attn.bias") == 0;
 }
 
-void CheckKeyBias(const ModelConfig& c, const Tensor& ours, const Tensor& want, const std::string& prefix,
+void CheckKeyBias(const ModelConfig& c, const Tensor& ours, const Tensor& want, const std::string& prefix, double slack,
                   std::vector<std::string>& out) {
   const int64_t q = c.q_size(), kv = c.kv_size();
   Tensor ours_qkv = ours.Reshape({ours.numel(), 1}), want_qkv = want.Reshape({want.numel(), 1});
   for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, q}, {q + kv, q + 2 * kv}}) {
-    if (RelativeL2(ours_qkv.Rows(begin, end), want_qkv.Rows(begin, end)) >= 1e-4) out.push_back(prefix + " q/v bias");
+    if (RelativeL2(ours_qkv.Rows(begin, end), want_qkv.Rows(begin, end)) >= slack * 1e-4)
+      out.push_back(prefix + " q/v bias");
   }
   for (int64_t i = q; i < q + kv; ++i) {
     const float a = ours.data<float>()[i], b = want.data<float>()[i];
-    const bool ok = prefix == "grad0" ? std::fabs(a) < 1e-6 : std::fabs(a - b) < 2 * 3 * 1e-3 * 1.01;
+    const bool ok = prefix == "grad0" ? std::fabs(a) < slack * 1e-6 : std::fabs(a - b) < 2 * 3 * 1e-3 * 1.01;
     if (!ok) out.push_back(prefix + " key bias " + std::to_string(i));
   }
 }
@@ -74,7 +75,7 @@ StatusOr<TrainReference> TrainReference::Load(const std::string& model) {
 // Every HF tensor of `values` against the reference norms, and the full
 // tensors stored as "<prefix>.<name>" where the reference has them.
 void TrainReference::CheckTensors(const ModelConfig& config, const StageWeights& values, const std::string& prefix,
-                                  std::vector<std::string>& out) const {
+                                  double slack, std::vector<std::string>& out) const {
   const nlohmann::json& norms = reference_[prefix + "_l2_norm_per_param"];
   std::map<std::string, Tensor> ours;
   for (auto& [name, t] : ToHfTensors(config, values)) ours[name] = t;
@@ -89,7 +90,7 @@ void TrainReference::CheckTensors(const ModelConfig& config, const StageWeights&
     const bool noisy = prefix == "param3" && IsKeyBiasOf(config, name);
     // See IsKeyBiasOf: the noise-driven k third alone moves this norm by
     // ~3e-3 relative (observed); the layer-0 tensor is checked by parts.
-    ExpectNear(L2(t), norm.get<double>(), noisy ? 1e-2 : 1e-4, prefix + " norm of " + name, out);
+    ExpectNear(L2(t), norm.get<double>(), slack * (noisy ? 1e-2 : 1e-4), prefix + " norm of " + name, out);
     const std::string stored = prefix + "." + name;
     if (!tensors_.Has(stored)) continue;
     auto want = tensors_.GetF32(stored, t.shape());
@@ -98,8 +99,8 @@ void TrainReference::CheckTensors(const ModelConfig& config, const StageWeights&
       continue;
     }
     if (IsKeyBiasOf(config, name)) {
-      CheckKeyBias(config, t, *want, prefix, out);
-    } else if (RelativeL2(t, *want) >= 1e-4) {
+      CheckKeyBias(config, t, *want, prefix, slack, out);
+    } else if (RelativeL2(t, *want) >= slack * 1e-4) {
       out.push_back(stored + ": relative L2 error " + std::to_string(RelativeL2(t, *want)));
     }
     ++full;
@@ -107,7 +108,11 @@ void TrainReference::CheckTensors(const ModelConfig& config, const StageWeights&
   if (full < 10) out.push_back("too few full " + prefix + " tensors compared");
 }
 
-std::vector<std::string> TrainReference::RunAndCheck(PipelineTrainer& trainer) const {
+std::vector<double> TrainReference::losses() const {
+  return reference_["losses_before_each_step_and_after_last"].get<std::vector<double>>();
+}
+
+std::vector<std::string> TrainReference::RunAndCheck(PipelineTrainer& trainer, double slack) const {
   std::vector<std::string> out;
   const auto losses = reference_["losses_before_each_step_and_after_last"].get<std::vector<double>>();
   const auto grad_norms = reference_["global_grad_l2_norm_each_step"].get<std::vector<double>>();
@@ -115,22 +120,23 @@ std::vector<std::string> TrainReference::RunAndCheck(PipelineTrainer& trainer) c
   for (int step = 0; step < 3; ++step) {
     auto loss = trainer.ComputeGradients(batch_);
     if (!loss.ok()) return {loss.status().ToString()};
-    ExpectNear(loss->mean(), losses[step], step == 0 ? 1e-5 : 1e-4, "loss before step " + std::to_string(step), out);
+    ExpectNear(loss->mean(), losses[step], slack * (step == 0 ? 1e-5 : 1e-4),
+               "loss before step " + std::to_string(step), out);
     if (step == 0) {
       auto grads = trainer.GatherModel(true);
       if (!grads.ok()) return {grads.status().ToString()};
-      if (grads->has_value()) CheckTensors(trainer.config(), **grads, "grad0", out);
+      if (grads->has_value()) CheckTensors(trainer.config(), **grads, "grad0", slack, out);
     }
     auto norm = trainer.ApplyUpdate(lr, 0.0);
     if (!norm.ok()) return {norm.status().ToString()};
-    ExpectNear(*norm, grad_norms[step], 1e-4, "grad norm of step " + std::to_string(step), out);
+    ExpectNear(*norm, grad_norms[step], slack * 1e-4, "grad norm of step " + std::to_string(step), out);
   }
   auto last = trainer.Evaluate(batch_);
   if (!last.ok()) return {last.status().ToString()};
-  ExpectNear(last->mean(), losses[3], 1e-4, "loss after 3 steps", out);
+  ExpectNear(last->mean(), losses[3], slack * 1e-4, "loss after 3 steps", out);
   auto params = trainer.GatherModel(false);
   if (!params.ok()) return {params.status().ToString()};
-  if (params->has_value()) CheckTensors(trainer.config(), **params, "param3", out);
+  if (params->has_value()) CheckTensors(trainer.config(), **params, "param3", slack, out);
   return out;
 }
 

@@ -1,0 +1,73 @@
+#include <cmath>
+
+#include "runtime/backend/cuda/common.cuh"
+#include "runtime/backend/cuda/training/activation_backward.cuh"
+
+namespace baton::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// d/dv gelu_new(v) = 0.5(1 + t) + 0.5 v (1 - t^2) k (1 + 3 * 0.044715 v^2),
+// t = tanh(k (v + 0.044715 v^3)), in the CPU reference's order.
+template <typename T>
+__global__ void GeluNewBackwardKernel(const T* x, const T* dy, T* dx, float k, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = ToF(x[i]);
+    const float t = tanhf(k * (v + 0.044715f * v * v * v));
+    const float du = k * (1.0f + 3.0f * 0.044715f * v * v);
+    dx[i] = FromF<T>(ToF(dy[i]) * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du));
+  }
+}
+
+// One thread per (row, j < F): it reads gate, up and dout, then writes the
+// pair (dgate, dup) of its own element.
+template <typename T>
+__global__ void SwiGluBackwardKernel(const T* gate_up, const T* dout, T* dgate_up, int64_t rows, int64_t f) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * f;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / f, c = i % f;
+    const int64_t gate_at = r * 2 * f + c, up_at = gate_at + f;
+    const float gate = ToF(gate_up[gate_at]);
+    const float up = ToF(gate_up[up_at]);
+    const float g = ToF(dout[i]);
+    const float s = 1.0f / (1.0f + expf(-gate));
+    const float silu = gate * s;
+    dgate_up[up_at] = FromF<T>(g * silu);
+    dgate_up[gate_at] = FromF<T>(g * up * s * (1.0f + gate * (1.0f - s)));
+  }
+}
+
+}  // namespace
+
+void LaunchGeluNewBackward(const Tensor& x, const Tensor& dy, Tensor& dx, cudaStream_t stream) {
+  const int64_t n = x.numel();
+  Require(dy.numel() == n && dx.numel() == n, "GeluNewBackward", "x, dy and dx must have the same number of elements");
+  Require(dy.dtype() == x.dtype() && dx.dtype() == x.dtype(), "GeluNewBackward", "x, dy and dx must share a dtype");
+  if (n == 0) return;
+  // sqrt(2/pi) formed as the CPU reference forms it (float division, float sqrt).
+  const float k = std::sqrt(2.0f / static_cast<float>(M_PI));
+  BATON_DISPATCH_FLOAT(
+      x.dtype(), "GeluNewBackward",
+      GeluNewBackwardKernel<T><<<BlocksFor(n, kThreads), kThreads, 0, stream>>>(
+          static_cast<const T*>(x.raw()), static_cast<const T*>(dy.raw()), static_cast<T*>(dx.raw()), k, n));
+  CheckLaunch("GeluNewBackward");
+}
+
+void LaunchSwiGluBackward(const Tensor& gate_up, const Tensor& dout, Tensor& dgate_up, cudaStream_t stream) {
+  Require(gate_up.ndim() == 2 && dout.ndim() == 2, "SwiGluBackward", "gate_up must be [N, 2F], dout [N, F]");
+  const int64_t rows = gate_up.dim(0), f = dout.dim(1);
+  Require(gate_up.dim(1) == 2 * f && dout.dim(0) == rows, "SwiGluBackward", "gate_up must be [N, 2F], dout [N, F]");
+  Require(dgate_up.numel() == gate_up.numel(), "SwiGluBackward", "dgate_up must be [N, 2F] like gate_up");
+  Require(dout.dtype() == gate_up.dtype() && dgate_up.dtype() == gate_up.dtype(), "SwiGluBackward",
+          "gate_up, dout and dgate_up must share a dtype");
+  if (rows * f == 0) return;
+  BATON_DISPATCH_FLOAT(gate_up.dtype(), "SwiGluBackward",
+                       SwiGluBackwardKernel<T><<<BlocksFor(rows * f, kThreads), kThreads, 0, stream>>>(
+                           static_cast<const T*>(gate_up.raw()), static_cast<const T*>(dout.raw()),
+                           static_cast<T*>(dgate_up.raw()), rows, f));
+  CheckLaunch("SwiGluBackward");
+}
+
+}  // namespace baton::cuda

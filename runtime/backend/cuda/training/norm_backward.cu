@@ -1,0 +1,150 @@
+#include "runtime/backend/cuda/common.cuh"
+#include "runtime/backend/cuda/training/norm_backward.cuh"
+
+namespace baton::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// A block walks rows blockIdx.x, blockIdx.x + gridDim.x, ... For each row it
+// recomputes the statistics (LayerNorm: mean, then the centred variance, as
+// the forward; RMSNorm: mean of squares), then
+//   xhat = (x - mean) * rstd,  gw = dy * w
+//   dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))   (RMSNorm: no mean(gw) term)
+// which is the CPU reference's formula (for RMSNorm rewritten through xhat).
+// The weight/bias gradients are column sums over rows: with `stage` each
+// thread adds its own columns into shared memory (no other thread touches
+// them, so no synchronisation) and the block flushes them with one
+// atomicAdd per column at the end, instead of one per element per row on
+// the same hot addresses. Without `stage` (rows too wide for shared memory)
+// it falls back to per-element atomics.
+template <typename T, bool kCentre>
+__global__ void __launch_bounds__(kThreads) NormBackwardKernel(const T* x, const T* w, const T* dy, T* dx, float* dw,
+                                                               float* db, float eps, int64_t n, int64_t h, bool stage) {
+  extern __shared__ float staged[];  // [h] weight-gradient partials, then [h] bias-gradient partials
+  __shared__ float scratch[32];
+  float* stage_w = staged;
+  float* stage_b = staged + h;
+  if (stage) {
+    for (int64_t j = threadIdx.x; j < h; j += blockDim.x) {
+      stage_w[j] = 0.0f;
+      if (db != nullptr) stage_b[j] = 0.0f;
+    }
+  }
+  const float width = static_cast<float>(h);
+  for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
+    const T* row = x + r * h;
+    const T* g = dy + r * h;
+    T* out = dx + r * h;
+    float mean = 0.0f;
+    if constexpr (kCentre) {
+      float sum = 0.0f;
+      for (int64_t j = threadIdx.x; j < h; j += blockDim.x) sum += ToF(row[j]);
+      mean = BlockSum(sum, scratch) / width;
+    }
+    float sq = 0.0f;
+    for (int64_t j = threadIdx.x; j < h; j += blockDim.x) {
+      const float d = ToF(row[j]) - mean;
+      sq += d * d;
+    }
+    const float rstd = rsqrtf(BlockSum(sq, scratch) / width + eps);
+    float sum_gw = 0.0f, sum_gw_xhat = 0.0f;
+    for (int64_t j = threadIdx.x; j < h; j += blockDim.x) {
+      const float xhat = (ToF(row[j]) - mean) * rstd;
+      const float gj = ToF(g[j]);
+      const float gw = gj * ToF(w[j]);
+      sum_gw += gw;
+      sum_gw_xhat += gw * xhat;
+      if (stage) {
+        stage_w[j] += gj * xhat;
+        if (db != nullptr) stage_b[j] += gj;
+      } else {
+        atomicAdd(dw + j, gj * xhat);
+        if (db != nullptr) atomicAdd(db + j, gj);
+      }
+    }
+    float m1 = 0.0f;
+    if constexpr (kCentre) m1 = BlockSum(sum_gw, scratch) / width;
+    const float m2 = BlockSum(sum_gw_xhat, scratch) / width;
+    // Each thread rereads only its own columns of g before writing them:
+    // dx may alias dy.
+    for (int64_t j = threadIdx.x; j < h; j += blockDim.x) {
+      const float xhat = (ToF(row[j]) - mean) * rstd;
+      const float gw = ToF(g[j]) * ToF(w[j]);
+      out[j] = FromF<T>(rstd * (gw - m1 - xhat * m2));
+    }
+  }
+  if (stage) {
+    for (int64_t j = threadIdx.x; j < h; j += blockDim.x) {
+      atomicAdd(dw + j, stage_w[j]);
+      if (db != nullptr) atomicAdd(db + j, stage_b[j]);
+    }
+  }
+}
+
+int CurrentDeviceAttribute(cudaDeviceAttr attr, const char* op) {
+  int device = 0, value = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&value, attr, device) != cudaSuccess) {
+    DieCuda(op, "cannot read the current device's attributes");
+  }
+  return value;
+}
+
+template <typename T, bool kCentre>
+void LaunchTyped(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy, Tensor& dx, Tensor& dweight,
+                 float* db, const char* op, cudaStream_t stream) {
+  const int64_t n = x.dim(0), h = x.dim(1);
+  // Enough blocks to fill the GPU a few times over, each taking many rows
+  // when N is large: the flush costs H atomics per block.
+  const int64_t sms = CurrentDeviceAttribute(cudaDevAttrMultiProcessorCount, op);
+  const unsigned blocks = static_cast<unsigned>(n < 4 * sms ? n : 4 * sms);
+  const size_t bytes = static_cast<size_t>(h) * sizeof(float) * (db != nullptr ? 2 : 1);
+  const size_t max_bytes = static_cast<size_t>(CurrentDeviceAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, op));
+  const bool stage = bytes + 32 * sizeof(float) <= max_bytes;
+  const size_t dynamic = stage ? bytes : 0;
+  auto kernel = NormBackwardKernel<T, kCentre>;
+  if (dynamic > 48 * 1024 && cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  static_cast<int>(dynamic)) != cudaSuccess) {
+    DieCuda(op, "cannot raise the kernel's dynamic shared memory limit");
+  }
+  kernel<<<blocks, kThreads, dynamic, stream>>>(static_cast<const T*>(x.raw()), static_cast<const T*>(weight.raw()),
+                                                static_cast<const T*>(dy.raw()), static_cast<T*>(dx.raw()),
+                                                static_cast<float*>(dweight.raw()), db, eps, n, h, stage);
+}
+
+void CheckShapes(const char* op, const Tensor& x, const Tensor& weight, const Tensor& dy, const Tensor& dx,
+                 const Tensor& dweight) {
+  Require(x.ndim() == 2, op, "x must be [N, H]");
+  const int64_t h = x.dim(1);
+  Require(weight.numel() == h, op, "weight must have H (x's columns) entries");
+  Require(dy.numel() == x.numel() && dx.numel() == x.numel(), op, "dy and dx must be [N, H] like x");
+  Require(weight.dtype() == x.dtype() && dy.dtype() == x.dtype() && dx.dtype() == x.dtype(), op,
+          "x, weight, dy and dx must share a dtype");
+  Require(dweight.dtype() == DType::kF32 && dweight.numel() == h, op, "dweight must be F32 with H entries");
+}
+
+}  // namespace
+
+void LaunchLayerNormBackward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy, Tensor& dx,
+                             Tensor& dweight, Tensor* dbias, cudaStream_t stream) {
+  const char* op = "LayerNormBackward";
+  CheckShapes(op, x, weight, dy, dx, dweight);
+  const bool has_bias = dbias != nullptr && dbias->defined() && dbias->numel() > 0;
+  Require(!has_bias || (dbias->dtype() == DType::kF32 && dbias->numel() == x.dim(1)), op,
+          "dbias must be F32 with H entries");
+  if (x.numel() == 0) return;
+  float* db = has_bias ? static_cast<float*>(dbias->raw()) : nullptr;
+  BATON_DISPATCH_FLOAT(x.dtype(), op, LaunchTyped<T, true>(x, weight, eps, dy, dx, dweight, db, op, stream));
+  CheckLaunch(op);
+}
+
+void LaunchRmsNormBackward(const Tensor& x, const Tensor& weight, float eps, const Tensor& dy, Tensor& dx,
+                           Tensor& dweight, cudaStream_t stream) {
+  const char* op = "RmsNormBackward";
+  CheckShapes(op, x, weight, dy, dx, dweight);
+  if (x.numel() == 0) return;
+  BATON_DISPATCH_FLOAT(x.dtype(), op, LaunchTyped<T, false>(x, weight, eps, dy, dx, dweight, nullptr, op, stream));
+  CheckLaunch(op);
+}
+
+}  // namespace baton::cuda
