@@ -53,18 +53,20 @@ with open(path, "w") as f:
 PYEOF
 for layout in $LAYOUTS; do
   case $layout in
-    1) np=1 args=() ;;
-    dp2) np=2 args=(--dp 2 --zero 3) ;;
-    pp2) np=2 args=(--pp 2 --schedule 1f1b) ;;
-    pp2dp2_1f1b) np=4 args=(--pp 2 --dp 2 --zero 3 --schedule 1f1b) ;;
-    pp2dp2_gpipe) np=4 args=(--pp 2 --dp 2 --zero 3 --schedule gpipe) ;;
+    1) np=1 mbs=$MBS args=() ;;
+    dp2) np=2 mbs=$MBS args=(--dp 2 --zero 3) ;;
+    # Stages pipeline micro-batches: one sequence each.
+    pp2) np=2 mbs=1 args=(--pp 2 --schedule 1f1b) ;;
+    pp2dp2_1f1b) np=4 mbs=1 args=(--pp 2 --dp 2 --zero 3 --schedule 1f1b) ;;
+    pp2dp2_gpipe) np=4 mbs=1 args=(--pp 2 --dp 2 --zero 3 --schedule gpipe) ;;
     *) echo "unknown layout $layout"; status=1; continue ;;
   esac
   launch=()
-  [ $np -gt 1 ] && launch=(mpirun -np $np --bind-to none -x LD_LIBRARY_PATH -x NCCL_NVLS_ENABLE)
+  [ $np -gt 1 ] && launch=(mpirun -np $np --bind-to none --mca btl_vader_single_copy_mechanism none -x LD_LIBRARY_PATH
+    -x NCCL_NVLS_ENABLE)
   step "baton finetune, layout $layout"
   timeout 300 "${launch[@]}" "$BIN/baton" finetune --device cuda --dtype bf16 --model $M --data "$OUT/data.jsonl" \
-    --out /tmp/ft_$layout --seq-len "$SEQ" --batch-size "$BATCH" --micro-batch-size "$MBS" --steps "$STEPS" \
+    --out /tmp/ft_$layout --seq-len "$SEQ" --batch-size "$BATCH" --micro-batch-size "$mbs" --steps "$STEPS" \
     --lr 1e-5 --lr-schedule constant --no-shuffle --json "${args[@]}" >"$OUT/$layout.jsonl" 2>"$OUT/$layout.log" ||
     status=1
   grep -E "rank|rror" "$OUT/$layout.log" | head -6
