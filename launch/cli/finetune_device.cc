@@ -24,7 +24,9 @@ StatusOr<std::unique_ptr<FinetuneDevice>> FinetuneDevice::Open(const FinetuneFla
   d->trainer_device_.ops = d->ops_.get();
   if (mesh != nullptr && f.pp > 1) {
     BATON_ASSIGN_OR_RETURN(d->pipeline_, NcclOver(mesh->pipeline(), *d->backend_));
+    BATON_ASSIGN_OR_RETURN(d->pipeline_grads_, NcclOver(mesh->pipeline(), *d->backend_));
     d->trainer_device_.pipeline = d->pipeline_.get();
+    d->trainer_device_.pipeline_grads = d->pipeline_grads_.get();
   }
   if (mesh != nullptr && f.dp > 1) {
     BATON_ASSIGN_OR_RETURN(d->data_parallel_, NcclOver(mesh->data_parallel(), *d->backend_));

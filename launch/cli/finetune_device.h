@@ -1,7 +1,8 @@
 // Where `baton finetune` runs its math: nothing to open on the CPU; on a
 // GPU, the rank's CUDA backend (GPU = local rank), its training ops, and
-// NCCL communicators over the pipeline and data-parallel groups for the
-// tensors that cross ranks (the MPI groups keep carrying control values).
+// NCCL communicators over the pipeline (one per direction) and
+// data-parallel groups for the tensors that cross ranks (the MPI groups keep
+// carrying control values).
 #pragma once
 
 #include <memory>
@@ -24,7 +25,7 @@ class FinetuneDevice {
  private:
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<TrainingOps> ops_;
-  std::unique_ptr<Communicator> pipeline_, data_parallel_;
+  std::unique_ptr<Communicator> pipeline_, pipeline_grads_, data_parallel_;
   TrainerDevice trainer_device_;
 };
 

@@ -18,6 +18,7 @@ int BackwardTag(int mb) { return 2 * mb + 1; }
 struct PendingSend {
   Request request;
   Tensor buffer;  // kept alive until the send completes
+  Communicator* comm;
 };
 
 }  // namespace
@@ -34,6 +35,7 @@ StatusOr<std::unique_ptr<PipelineTrainer>> PipelineTrainer::Create(const std::st
   t->pipeline_ = pipeline;
   t->data_parallel_ = data_parallel;
   t->device_pipeline_ = device.pipeline != nullptr ? device.pipeline : pipeline;
+  t->device_pipeline_grads_ = device.pipeline_grads != nullptr ? device.pipeline_grads : t->device_pipeline_;
   t->device_dp_ = device.data_parallel != nullptr ? device.data_parallel : data_parallel;
   if (device.ops == nullptr) t->own_ops_ = std::make_unique<CpuTrainingOps>();
   t->ops_ = device.ops != nullptr ? device.ops : t->own_ops_.get();
@@ -106,23 +108,23 @@ StatusOr<LossSum> PipelineTrainer::RunSchedule(const std::vector<BatchLayout>& m
       if (!stage_->is_last()) {
         BATON_ASSIGN_OR_RETURN(Request r,
                                device_pipeline_->ISend(out.raw(), out.nbytes(), stage + 1, ForwardTag(op.micro_batch)));
-        sends.push_back({std::move(r), std::move(out)});
+        sends.push_back({std::move(r), std::move(out), device_pipeline_});
       }
     } else {
       Tensor d_output;
       if (!stage_->is_last()) {
         d_output = ops_->Activations(batch.rows, h);
-        BATON_RETURN_IF_ERROR(device_pipeline_->Recv(d_output, stage + 1, BackwardTag(op.micro_batch)));
+        BATON_RETURN_IF_ERROR(device_pipeline_grads_->Recv(d_output, stage + 1, BackwardTag(op.micro_batch)));
       }
       BATON_ASSIGN_OR_RETURN(Tensor d_input, stage_->Backward(op.micro_batch, d_output));
       if (!stage_->is_first()) {
-        BATON_ASSIGN_OR_RETURN(Request r, device_pipeline_->ISend(d_input.raw(), d_input.nbytes(), stage - 1,
-                                                                  BackwardTag(op.micro_batch)));
-        sends.push_back({std::move(r), std::move(d_input)});
+        BATON_ASSIGN_OR_RETURN(Request r, device_pipeline_grads_->ISend(d_input.raw(), d_input.nbytes(), stage - 1,
+                                                                        BackwardTag(op.micro_batch)));
+        sends.push_back({std::move(r), std::move(d_input), device_pipeline_grads_});
       }
     }
   }
-  for (PendingSend& s : sends) BATON_RETURN_IF_ERROR(device_pipeline_->Wait(s.request));
+  for (PendingSend& s : sends) BATON_RETURN_IF_ERROR(s.comm->Wait(s.request));
   std::vector<double> totals = {loss.sum, static_cast<double>(loss.tokens)};
   BATON_RETURN_IF_ERROR(SumOverJob(totals));
   return LossSum{totals[0], static_cast<int64_t>(std::llround(totals[1]))};
@@ -156,11 +158,15 @@ Status PipelineTrainer::SumTiedEmbeddingGrads() {
   const int tag = 2 * options_.micro_batches;  // above every activation tag
   Tensor& grad = mine->grad_shard();
   Tensor theirs = ops_->backend().Allocate(grad.shape(), DType::kF32);
-  BATON_ASSIGN_OR_RETURN(Request send, device_pipeline_->ISend(grad.raw(), grad.nbytes(), peer, tag));
-  Status received = device_pipeline_->Recv(theirs, peer, tag);
-  Status sent = device_pipeline_->Wait(send);
-  BATON_RETURN_IF_ERROR(received);
-  BATON_RETURN_IF_ERROR(sent);
+  // The first stage sends first and the last receives first: over NCCL a
+  // send waits for its receive, so both sending first would deadlock.
+  if (stage_->is_first()) {
+    BATON_RETURN_IF_ERROR(device_pipeline_->Send(grad, peer, tag));
+    BATON_RETURN_IF_ERROR(device_pipeline_->Recv(theirs, peer, tag));
+  } else {
+    BATON_RETURN_IF_ERROR(device_pipeline_->Recv(theirs, peer, tag));
+    BATON_RETURN_IF_ERROR(device_pipeline_->Send(grad, peer, tag));
+  }
   // a + b == b + a in floating point, so both copies get identical sums.
   ops_->backend().AddInPlace(grad, theirs);
   return Status::Ok();

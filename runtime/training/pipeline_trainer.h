@@ -48,6 +48,12 @@ struct TrainerOptions {
 struct TrainerDevice {
   TrainingOps* ops = nullptr;
   Communicator* pipeline = nullptr;
+  // Gradients going back through the pipeline. NCCL runs a communicator's
+  // operations in the order they were posted, so a stage that posts a send
+  // forward and then a receive from the same peer would wait on that peer's
+  // own send backward: two communicators (two streams) keep the directions
+  // apart. Null: `pipeline`.
+  Communicator* pipeline_grads = nullptr;
   Communicator* data_parallel = nullptr;
 };
 
@@ -122,7 +128,8 @@ class PipelineTrainer {
   TrainerOptions options_;
   Communicator* pipeline_ = nullptr;
   Communicator* data_parallel_ = nullptr;
-  Communicator* device_pipeline_ = nullptr;
+  Communicator* device_pipeline_ = nullptr;        // activations forward, tied-embedding gradients
+  Communicator* device_pipeline_grads_ = nullptr;  // activation gradients backward
   Communicator* device_dp_ = nullptr;
   std::unique_ptr<TrainingOps> own_ops_;  // the CPU's, when none was given
   TrainingOps* ops_ = nullptr;
