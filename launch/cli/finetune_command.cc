@@ -46,10 +46,11 @@ void PrintMemory(const PipelineTrainer& trainer, int rank, const StageRange& ran
   const TrainMemory m = trainer.memory();
   auto mb = [](size_t bytes) { return static_cast<double>(bytes) / (1 << 20); };
   std::fprintf(stderr,
-               "rank %d: layers [%d, %d): parameters %.2f MB, gradients %.2f MB, optimizer %.2f MB, "
+               "rank %d: layers [%d, %d): parameters %.2f MB, gradients %.2f MB, optimizer %.2f MB%s, "
                "peak gathered %.2f MB, peak activations %.2f MB\n",
                rank, range.first_layer, range.last_layer, mb(m.parameter_bytes), mb(m.gradient_bytes),
-               mb(m.optimizer_bytes), mb(m.peak_gathered_bytes), mb(m.peak_activation_bytes));
+               mb(m.optimizer_bytes), m.optimizer_on_host ? " (host)" : "", mb(m.peak_gathered_bytes),
+               mb(m.peak_activation_bytes));
 }
 
 std::string Bar(int done, int total) {
@@ -101,6 +102,7 @@ Status Train(FinetuneFlags f, RankContext& ranks) {
   options.schedule = schedule;
   options.micro_batches = f.micro_batches;
   options.activation_checkpointing = f.activation_checkpointing;
+  options.offload_optimizer = f.offload_optimizer;
   options.adamw = {f.lr, f.beta1, f.beta2, f.eps, f.weight_decay};
   // Declared before the trainer, so it outlives it.
   BATON_ASSIGN_OR_RETURN(std::unique_ptr<FinetuneDevice> device,

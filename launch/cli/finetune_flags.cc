@@ -34,6 +34,9 @@ void AddFinetuneFlags(CLI::App& cmd, FinetuneFlags& f) {
   cmd.add_option("--layers-per-stage", f.layers_per_stage, "layers of each stage, e.g. 6,10 (default: balanced)");
   cmd.add_flag("--activation-checkpointing", f.activation_checkpointing,
                "keep only each layer's input; recompute the layer in backward");
+  cmd.add_flag("--offload-optimizer", f.offload_optimizer,
+               "keep AdamW's moments in host memory and run the update on the CPU (saves 8 bytes/parameter "
+               "of GPU memory)");
   cmd.add_option("--checkpoint-every", f.checkpoint_every, "save a sharded checkpoint every N steps (0: never)");
   cmd.add_option("--checkpoint-dir", f.checkpoint_dir, "where checkpoints go (default: OUT/checkpoints)");
   cmd.add_option("--keep-checkpoints", f.keep_checkpoints, "how many checkpoints to keep");

@@ -34,6 +34,7 @@ struct FinetuneFlags {
   std::string schedule = "1f1b";
   std::string layers_per_stage;
   bool activation_checkpointing = false;
+  bool offload_optimizer = false;
   int checkpoint_every = 0;    // 0: no checkpoints
   std::string checkpoint_dir;  // default: <out>/checkpoints
   int keep_checkpoints = 2;

@@ -199,10 +199,26 @@ StatusOr<double> PipelineTrainer::ApplyUpdate(double lr, double max_norm) {
     for (Tensor& g : grads) ops_->Scale(g, coef);
   }
   std::vector<Tensor> params = Shards();
-  adamw_->Step(*ops_, params, grads, lr);
+  if (options_.offload_optimizer) {
+    OffloadedStep(params, grads, lr);
+  } else {
+    adamw_->Step(*ops_, params, grads, lr);
+  }
   for (auto& unit : stage_->units()) unit->RefreshCompute();
   BATON_RETURN_IF_ERROR(ops_->Synchronize());
   return norm;
+}
+
+void PipelineTrainer::OffloadedStep(std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr) {
+  if (!host_ops_) host_ops_ = std::make_unique<CpuTrainingOps>();
+  std::vector<Tensor> host_params, host_grads;
+  for (size_t i = 0; i < params.size(); ++i) {
+    host_params.push_back(ToHost(params[i]));
+    host_grads.push_back(ToHost(grads[i]));
+  }
+  adamw_->Step(*host_ops_, host_params, host_grads, lr);
+  if (ops_->backend().device() == Device::kCpu) return;  // the host copies were the shards themselves
+  for (size_t i = 0; i < params.size(); ++i) ops_->backend().CopyToDevice(host_params[i], params[i]);
 }
 
 Tensor PipelineTrainer::ToHost(const Tensor& t) {
@@ -222,6 +238,7 @@ TrainMemory PipelineTrainer::memory() const {
   }
   for (const Tensor& t : adamw_->exp_avg()) m.optimizer_bytes += t.nbytes();
   for (const Tensor& t : adamw_->exp_avg_sq()) m.optimizer_bytes += t.nbytes();
+  m.optimizer_on_host = options_.offload_optimizer;
   m.peak_gathered_bytes = stage_->peak_gathered_bytes();
   m.peak_activation_bytes = stage_->peak_activation_bytes();
   return m;

@@ -63,8 +63,8 @@ StatusOr<nlohmann::json> PipelineTrainer::LoadCheckpoint(const std::string& dir,
     if (adam_step == 0) continue;
     BATON_ASSIGN_OR_RETURN(Tensor m, take("exp_avg." + unit->name(), n));
     BATON_ASSIGN_OR_RETURN(Tensor v, take("exp_avg_sq." + unit->name(), n));
-    exp_avg.push_back(ToDevice(m.Reshape(unit->shard().shape())));
-    exp_avg_sq.push_back(ToDevice(v.Reshape(unit->shard().shape())));
+    exp_avg.push_back(ToMomentMemory(m.Reshape(unit->shard().shape())));
+    exp_avg_sq.push_back(ToMomentMemory(v.Reshape(unit->shard().shape())));
   }
   adamw_->Restore(adam_step, std::move(exp_avg), std::move(exp_avg_sq));
   return meta;

@@ -53,6 +53,7 @@ class TrainingStage {
   StatusOr<Tensor> Backward(int mb, const Tensor& d_output);
 
   std::vector<std::unique_ptr<ParamUnit>>& units() { return units_; }
+  const std::vector<std::unique_ptr<ParamUnit>>& units() const { return units_; }
   const std::vector<UnitFields>& unit_fields() const { return fields_; }
   // The unit holding the embedding (first stage) / its tied copy on a
   // last stage, or null.

@@ -48,13 +48,15 @@ class FinetuneTest(unittest.TestCase):
         return train, data
 
     def test_pipeline_x_zero3_layout_from_the_command_line(self):
-        # pp 2 x dp 2 (ZeRO-3), GPipe with activation checkpointing: the same
-        # numbers as transformers' single-process run.
+        # pp 2 x dp 2 (ZeRO-3), GPipe with activation checkpointing and the
+        # optimizer offloaded: the same numbers as transformers'
+        # single-process run.
         for name in ("gpt2-mini", "llama-mini"):
             tmp = tempfile.mkdtemp(prefix="baton-finetune-")
             train, data = self.reference_batch(name, tmp)
             r = mpirun_baton(4, *fixture_args(os.path.join(ARGS.data, name), data, os.path.join(tmp, "out")),
-                             "--pp", 2, "--dp", 2, "--zero", 3, "--schedule", "gpipe", "--activation-checkpointing")
+                             "--pp", 2, "--dp", 2, "--zero", 3, "--schedule", "gpipe", "--activation-checkpointing",
+                             "--offload-optimizer")
             self.assertEqual(r.returncode, 0, r.stderr)
             lines = json_lines(r.stdout)
             losses = train["losses_before_each_step_and_after_last"]
@@ -63,6 +65,7 @@ class FinetuneTest(unittest.TestCase):
             self.assertAlmostEqual(lines[3]["final_loss"], losses[3], delta=1e-4 * losses[3])
             # Each rank reports its share: ZeRO-3 halves the model states.
             self.assertEqual(r.stderr.count("optimizer"), 4, r.stderr)
+            self.assertEqual(r.stderr.count("MB (host)"), 4, r.stderr)
 
     def test_resume_continues_with_the_same_losses(self):
         tmp = tempfile.mkdtemp(prefix="baton-finetune-")

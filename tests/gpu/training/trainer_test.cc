@@ -80,6 +80,21 @@ TEST_P(GpuTrainTest, Float32WithCheckpointingAndMicroBatchesMatchesTheReference)
   EXPECT_TRUE(failures.empty()) << Join(failures);
 }
 
+// AdamW on the host (--offload-optimizer): the gradients come down, the
+// master weights go back up, the moments never touch the GPU.
+TEST_P(GpuTrainTest, Float32WithOffloadedOptimizerMatchesTheReference) {
+  TrainerOptions options;
+  options.offload_optimizer = true;
+  GpuTrainer g = MakeGpuTrainer(ref_->model_dir(), DType::kF32, options);
+  ASSERT_NE(g.trainer, nullptr);
+  const auto failures = ref_->RunAndCheck(*g.trainer, 20.0);
+  EXPECT_TRUE(failures.empty()) << Join(failures);
+  EXPECT_TRUE(g.trainer->memory().optimizer_on_host);
+  ASSERT_FALSE(g.trainer->optimizer().exp_avg().empty());
+  EXPECT_EQ(g.trainer->optimizer().exp_avg()[0].device(), Device::kCpu);
+  EXPECT_EQ(g.trainer->stage().units()[0]->shard().device(), Device::kCuda);
+}
+
 // bf16 activations and weight copies, float32 master weights, gradients and
 // moments: each loss within 1 % of the float32 reference, and the three
 // steps lower it as the reference's do.

@@ -65,6 +65,20 @@ TEST_P(FixtureTrainTest, ActivationCheckpointingMatchesTransformers) {
   EXPECT_LE(trainer->memory().peak_activation_bytes, 2 * (c.num_layers + 1) * per_mb);
 }
 
+// The update on the host (--offload-optimizer) is the same update: on the
+// CPU the shards are host memory already, so this holds the bookkeeping
+// (moments kept apart, shards written back) to the reference.
+TEST_P(FixtureTrainTest, OffloadedOptimizerMatchesTransformers) {
+  TrainerOptions options;
+  options.offload_optimizer = true;
+  auto trainer = MakeTrainer(ref_->model_dir(), options);
+  ASSERT_NE(trainer, nullptr);
+  const auto failures = ref_->RunAndCheck(*trainer);
+  EXPECT_TRUE(failures.empty()) << Join(failures);
+  EXPECT_TRUE(trainer->memory().optimizer_on_host);
+  EXPECT_EQ(trainer->memory().optimizer_bytes, 2 * trainer->memory().parameter_bytes);
+}
+
 // Two micro-batches of one sequence each, accumulated, give the gradient of
 // the whole batch.
 TEST_P(FixtureTrainTest, GradientAccumulationEqualsOneBatch) {
