@@ -9,7 +9,8 @@
 # tests.log, <layout>.jsonl (+ .log) per layout, torch.json, summary.json.
 # From the repo root on the GPU machine:
 #   [LAYOUTS="1 dp2 pp2dp2_1f1b pp2dp2_gpipe"] [SKIP_TESTS=1] [SKIP_TORCH=1] bench/gpu/run_finetune.sh
-# Layout names: 1 (one GPU), dp2 (ZeRO-3 over 2 GPUs), pp2 (2 stages),
+# Layout names: 1 (one GPU), 1_offload (AdamW on the host), dp2 (ZeRO-3 over
+# 2 GPUs), pp2 (2 stages),
 # pp2dp2_1f1b / pp2dp2_gpipe (4 GPUs).
 set -uo pipefail
 OUT=${OUT:-/tmp/ft_out}
@@ -54,6 +55,7 @@ PYEOF
 for layout in $LAYOUTS; do
   case $layout in
     1) np=1 mbs=$MBS args=() ;;
+    1_offload) np=1 mbs=$MBS args=(--offload-optimizer) ;;
     dp2) np=2 mbs=$MBS args=(--dp 2 --zero 3) ;;
     # Stages pipeline micro-batches: one sequence each.
     pp2) np=2 mbs=1 args=(--pp 2 --schedule 1f1b) ;;

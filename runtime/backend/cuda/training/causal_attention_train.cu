@@ -4,6 +4,7 @@
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/cuda_check.h"
 #include "runtime/backend/cuda/training/causal_attention_train.cuh"
+#include "runtime/backend/cuda/training/flash_attention_train.cuh"
 
 namespace baton::cuda {
 namespace {
@@ -677,6 +678,7 @@ Status CheckWorkspace(const char* op, const Tensor& workspace) {
 size_t CausalAttentionWorkspaceBytes(const std::vector<int>& seq_starts, const AttentionShape& shape, DType dtype,
                                      size_t score_budget) {
   if (shape.num_heads <= 0 || shape.num_kv_heads <= 0 || shape.head_dim <= 0) return 0;
+  if (FlashAttentionSupported(dtype, shape)) return FlashAttentionWorkspaceBytes(seq_starts, shape);
   const int64_t elem = static_cast<int64_t>(DTypeBytes(dtype, 1));
   int64_t bytes = 0;
   for (size_t i = 1; i < seq_starts.size(); ++i) {
@@ -701,6 +703,7 @@ Status RunCausalAttentionForward(cublasHandle_t handle, const Tensor& qkv, const
   BATON_RETURN_IF_ERROR(CheckRows(op, "out", out, qkv.dim(0), l.q_cols, qkv.dtype()));
   BATON_RETURN_IF_ERROR(CheckRows(op, "lse", lse, qkv.dim(0), l.heads, DType::kF32));
   BATON_RETURN_IF_ERROR(CheckWorkspace(op, workspace));
+  if (FlashAttentionSupported(qkv, shape)) return RunFlashAttentionForward(qkv, seq_starts, shape, out, lse, stream);
   return OnStream(handle, stream, [&]() -> Status {
     for (size_t i = 1; i < seq_starts.size(); ++i) {
       const int len = seq_starts[i] - seq_starts[i - 1];
@@ -723,6 +726,11 @@ Status RunCausalAttentionBackward(cublasHandle_t handle, const Tensor& qkv, cons
   BATON_RETURN_IF_ERROR(CheckRows(op, "lse", lse, qkv.dim(0), l.heads, DType::kF32));
   BATON_RETURN_IF_ERROR(CheckRows(op, "dqkv", dqkv, qkv.dim(0), l.width, qkv.dtype()));
   BATON_RETURN_IF_ERROR(CheckWorkspace(op, workspace));
+  const bool fused = FlashAttentionSupported(qkv, shape);
+  if (fused && workspace.nbytes() < FlashAttentionWorkspaceBytes(seq_starts, shape)) {
+    return Invalid(op, "workspace has " + std::to_string(workspace.nbytes()) + " bytes, the fused kernels need " +
+                           std::to_string(FlashAttentionWorkspaceBytes(seq_starts, shape)));
+  }
   // Every element of dqkv inside a sequence's rows and the q + 2 kv columns
   // is written below (dQ scattered from its copy, dK/dV by the store
   // kernel); the rest is zeroed first, when there is a rest.
@@ -730,6 +738,7 @@ Status RunCausalAttentionBackward(cublasHandle_t handle, const Tensor& qkv, cons
   if (!covers_rows || l.width > l.q_cols + 2 * l.kv_cols) {
     BATON_CUDA_CHECK(cudaMemsetAsync(dqkv.raw(), 0, dqkv.nbytes(), stream));
   }
+  if (fused) return RunFlashAttentionBackward(qkv, out, lse, dout, seq_starts, shape, dqkv, workspace, stream);
   return OnStream(handle, stream, [&]() -> Status {
     for (size_t i = 1; i < seq_starts.size(); ++i) {
       const int len = seq_starts[i] - seq_starts[i - 1];

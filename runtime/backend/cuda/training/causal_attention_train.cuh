@@ -21,6 +21,13 @@
 // for its MMAs). Scores of as many (query block, kv head) pairs as the
 // workspace holds are live at once: the launchers loop over such chunks.
 //
+// BF16/F16 with head_dim 64 or 128 (FlashAttentionSupported) take the fused
+// FlashAttention-2 kernels of flash_attention_train.cuh instead: no scores
+// in memory, a much smaller workspace (dQ in F32 and D), sliding windows
+// included; the cuBLAS path above serves F32 and other head dims. In the
+// fused backward dQ is summed with fp32 atomics, so its last bits may
+// differ between runs (dK, dV and the forward are deterministic).
+//
 // Host-side: the launchers loop over sequences and chunks and return once
 // the work is queued on `stream` (no synchronisation). The cuBLAS handle is
 // used on `stream` (its own stream is restored afterwards); its math mode
@@ -59,6 +66,11 @@ inline constexpr size_t kCausalAttentionScoreBudget = size_t{512} << 20;
 //              to a multiple of kv heads when at least kv heads
 //   bytes(L) = acc(L) + 3 * copy(L) + units(L) * unit(L)
 // and the answer is the maximum over the sequences (0 when all are empty).
+// When FlashAttentionSupported(dtype, shape) holds the answer is instead
+// FlashAttentionWorkspaceBytes(seq_starts, shape) (score_budget unused);
+// such a workspace also needs qkv to meet the fused kernels' alignment
+// (rows a multiple of 8 elements, 16-byte aligned), else the launchers fall
+// back to the cuBLAS path and report the workspace as too small.
 // The forward needs less (2 * copy(L) + unit(L) / 2 at the least). A larger
 // workspace is used whole (fewer, bigger chunks).
 size_t CausalAttentionWorkspaceBytes(const std::vector<int>& seq_starts, const AttentionShape& shape, DType dtype,
