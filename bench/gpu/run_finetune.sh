@@ -8,7 +8,8 @@
 # (tests/gpu/make_carry.sh build/h-cuda). Writes to $OUT: info.txt,
 # tests.log, <layout>.jsonl (+ .log) per layout, torch.json, summary.json.
 # From the repo root on the GPU machine:
-#   [LAYOUTS="1 dp2 pp2dp2_1f1b pp2dp2_gpipe"] [SKIP_TESTS=1] [SKIP_TORCH=1] bench/gpu/run_finetune.sh
+#   [LAYOUTS="1 dp2 pp2dp2_1f1b pp2dp2_gpipe"] [SKIP_TESTS=1] [SKIP_TORCH=1] [MBS=4] [TORCH_MBS=4]
+#   bench/gpu/run_finetune.sh
 # Layout names: 1 (one GPU), 1_offload (AdamW on the host), dp2 (ZeRO-3 over
 # 2 GPUs), pp2 (2 stages),
 # pp2dp2_1f1b / pp2dp2_gpipe (4 GPUs).
@@ -17,7 +18,7 @@ OUT=${OUT:-/tmp/ft_out}
 mkdir -p "$OUT"
 LAYOUTS=${LAYOUTS:-1}
 STEPS=${STEPS:-6}
-SEQ=${SEQ:-2048} BATCH=${BATCH:-8} MBS=${MBS:-4}
+SEQ=${SEQ:-2048} BATCH=${BATCH:-8} MBS=${MBS:-4} TORCH_MBS=${TORCH_MBS:-$MBS}
 PY=/opt/torch/.venv/bin/python3
 export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 step() { echo "== $(date +%T) $*"; }
@@ -80,7 +81,7 @@ done
 if [ "${SKIP_TORCH:-0}" = 0 ]; then
   step "torch baseline"
   timeout 300 $PY bench/gpu/torch_train_baseline.py --model $M --seq-len "$SEQ" --batch-size "$BATCH" \
-    --micro-batch-size "$MBS" --steps "$STEPS" >"$OUT/torch.json" 2>"$OUT/torch.log" || status=1
+    --micro-batch-size "$TORCH_MBS" --steps "$STEPS" >"$OUT/torch.json" 2>"$OUT/torch.log" || status=1
   tail -c 600 "$OUT/torch.json"
   grep -iE "error" "$OUT/torch.log" | tail -3
 fi
