@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "runtime/backend/cuda/common.cuh"
@@ -21,21 +22,26 @@ __global__ void GeluNewBackwardKernel(const T* x, const T* dy, T* dx, float k, i
   }
 }
 
-// One thread per (row, j < F): it reads gate, up and dout, then writes the
-// pair (dgate, dup) of its own element.
+// Blocks walk rows along y and columns along x, so no thread divides by F
+// (a 64-bit division per element costs more than the element's memory
+// traffic). Each thread reads gate, up and dout of its column, then writes
+// the pair (dgate, dup).
 template <typename T>
 __global__ void SwiGluBackwardKernel(const T* gate_up, const T* dout, T* dgate_up, int64_t rows, int64_t f) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows * f;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / f, c = i % f;
-    const int64_t gate_at = r * 2 * f + c, up_at = gate_at + f;
-    const float gate = ToF(gate_up[gate_at]);
-    const float up = ToF(gate_up[up_at]);
-    const float g = ToF(dout[i]);
-    const float s = 1.0f / (1.0f + expf(-gate));
-    const float silu = gate * s;
-    dgate_up[up_at] = FromF<T>(g * silu);
-    dgate_up[gate_at] = FromF<T>(g * up * s * (1.0f + gate * (1.0f - s)));
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    const T* gu = gate_up + r * 2 * f;
+    const T* d = dout + r * f;
+    T* dgu = dgate_up + r * 2 * f;
+    for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < f;
+         c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+      const float gate = ToF(gu[c]);
+      const float up = ToF(gu[f + c]);
+      const float g = ToF(d[c]);
+      const float s = 1.0f / (1.0f + expf(-gate));
+      const float silu = gate * s;
+      dgu[f + c] = FromF<T>(g * silu);
+      dgu[c] = FromF<T>(g * up * s * (1.0f + gate * (1.0f - s)));
+    }
   }
 }
 
@@ -63,8 +69,10 @@ void LaunchSwiGluBackward(const Tensor& gate_up, const Tensor& dout, Tensor& dga
   Require(dout.dtype() == gate_up.dtype() && dgate_up.dtype() == gate_up.dtype(), "SwiGluBackward",
           "gate_up, dout and dgate_up must share a dtype");
   if (rows * f == 0) return;
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((f + kThreads - 1) / kThreads, 1024)),
+                  static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
   BATON_DISPATCH_FLOAT(gate_up.dtype(), "SwiGluBackward",
-                       SwiGluBackwardKernel<T><<<BlocksFor(rows * f, kThreads), kThreads, 0, stream>>>(
+                       SwiGluBackwardKernel<T><<<grid, kThreads, 0, stream>>>(
                            static_cast<const T*>(gate_up.raw()), static_cast<const T*>(dout.raw()),
                            static_cast<T*>(dgate_up.raw()), rows, f));
   CheckLaunch("SwiGluBackward");
