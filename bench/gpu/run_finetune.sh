@@ -13,6 +13,9 @@
 # Layout names: 1 (one GPU), 1_offload (AdamW on the host), dp2 (ZeRO-3 over
 # 2 GPUs), pp2 (2 stages),
 # pp2dp2_1f1b / pp2dp2_gpipe (4 GPUs).
+# NCU=1 also times every kernel of a one-GPU layout under Nsight Compute
+# (a second run of NCU_STEPS steps) and sums the time by kernel name
+# (bench/gpu/ncu_summary.py): <layout>.kernels.json.
 set -uo pipefail
 OUT=${OUT:-/tmp/ft_out}
 mkdir -p "$OUT"
@@ -77,6 +80,18 @@ for layout in $LAYOUTS; do
   nvidia-smi --query-gpu=index,memory.used --format=csv,noheader | tr '\n' ' '
   echo
   rm -rf /tmp/ft_$layout
+  if [ "${NCU:-0}" = 1 ] && [ $np = 1 ]; then
+    step "kernel times under ncu, layout $layout"
+    ncu_steps=${NCU_STEPS:-2}
+    timeout 500 ncu --csv --metrics gpu__time_duration.sum --cache-control none --clock-control none \
+      --log-file "$OUT/$layout.ncu.csv" "$BIN/baton" finetune --device cuda --dtype bf16 --model $M \
+      --data "$OUT/data.jsonl" --out /tmp/ft_$layout --seq-len "$SEQ" --batch-size "$BATCH" --micro-batch-size "$mbs" \
+      --steps "$ncu_steps" --lr 1e-5 --lr-schedule constant --no-shuffle --json "${args[@]}" >/dev/null \
+      2>"$OUT/$layout.ncu.log" || status=1
+    $PY bench/gpu/ncu_summary.py "$OUT/$layout.ncu.csv" --divide "$ncu_steps" >"$OUT/$layout.kernels.json" || status=1
+    head -c 3000 "$OUT/$layout.kernels.json"
+    rm -rf /tmp/ft_$layout "$OUT/$layout.ncu.csv"
+  fi
 done
 if [ "${SKIP_TORCH:-0}" = 0 ]; then
   step "torch baseline"

@@ -6,8 +6,11 @@
 
 namespace baton {
 
-void AdamW::Step(TrainingOps& ops, std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr) {
+void AdamW::Step(TrainingOps& ops, std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr,
+                 float grad_scale, const std::vector<Tensor*>& compute_copies) {
   CpuCheck(params.size() == grads.size(), "AdamW", "one gradient per parameter");
+  CpuCheck(compute_copies.empty() || compute_copies.size() == params.size(), "AdamW",
+           "compute copies: none, or one per parameter");
   if (exp_avg_.empty()) {
     for (const Tensor& p : params) {
       exp_avg_.push_back(ops.ZerosF32(p.shape()));
@@ -27,9 +30,11 @@ void AdamW::Step(TrainingOps& ops, std::vector<Tensor>& params, const std::vecto
   s.step_size = static_cast<float>(lr / (1.0 - std::pow(options_.beta1, t)));
   s.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(options_.beta2, t)));
   s.eps = static_cast<float>(options_.eps);
+  s.grad_scale = grad_scale;
   for (size_t i = 0; i < params.size(); ++i) {
     CpuCheck(params[i].numel() == grads[i].numel(), "AdamW", "gradient and parameter differ in size");
-    ops.AdamWUpdate(params[i], grads[i], exp_avg_[i], exp_avg_sq_[i], s);
+    ops.AdamWUpdate(params[i], grads[i], exp_avg_[i], exp_avg_sq_[i], s,
+                    compute_copies.empty() ? nullptr : compute_copies[i]);
   }
 }
 

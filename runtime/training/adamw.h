@@ -30,7 +30,12 @@ class AdamW {
   // (the schedule's value for this step). Moments are created on the first
   // call; later calls must pass the same tensors in the same order.
   // `ops` does the arithmetic on its device (params, grads: float32 there).
-  void Step(TrainingOps& ops, std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr);
+  // `grad_scale` is the clipping coefficient, applied as the gradients are
+  // read (they stay unscaled). `compute_copies`, empty or one per parameter
+  // (null or undefined: none), receive the updated values rounded to their
+  // dtype.
+  void Step(TrainingOps& ops, std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr,
+            float grad_scale = 1.0f, const std::vector<Tensor*>& compute_copies = {});
   // The same on float32 host tensors.
   void Step(std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr);
 

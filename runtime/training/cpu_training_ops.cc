@@ -67,7 +67,7 @@ StatusOr<LossSum> CpuTrainingOps::LmHeadCrossEntropy(const Tensor& x, const Tens
 }
 
 void CpuTrainingOps::AdamWUpdate(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
-                                 const AdamWScalars& s) {
+                                 const AdamWScalars& s, Tensor* compute_copy) {
   CpuCheck(param.numel() == grad.numel() && param.numel() == exp_avg.numel() && param.numel() == exp_avg_sq.numel(),
            "AdamW", "parameter, gradient and moments of one size");
   float* p = param.data<float>();
@@ -79,24 +79,25 @@ void CpuTrainingOps::AdamWUpdate(Tensor& param, const Tensor& grad, Tensor& exp_
   // --offload-optimizer, where a whole GPU model's update runs here.
 #pragma omp parallel for if (n > 65536)
   for (int64_t j = 0; j < n; ++j) {
+    const float gj = g[j] * s.grad_scale;
     p[j] *= s.decay;
-    m[j] += (g[j] - m[j]) * s.one_minus_beta1;
-    v[j] = v[j] * s.beta2 + s.one_minus_beta2 * g[j] * g[j];
+    m[j] += (gj - m[j]) * s.one_minus_beta1;
+    v[j] = v[j] * s.beta2 + s.one_minus_beta2 * gj * gj;
     const float denom = std::sqrt(v[j]) / s.bias_correction2_sqrt + s.eps;
     p[j] -= s.step_size * (m[j] / denom);
   }
+  if (compute_copy != nullptr && compute_copy->defined()) Copy(param, *compute_copy);
 }
 
-StatusOr<double> CpuTrainingOps::SumSquares(const Tensor& x) {
-  double sum = 0;
-  const float* v = x.data<float>();
-  for (int64_t i = 0; i < x.numel(); ++i) sum += static_cast<double>(v[i]) * v[i];
-  return sum;
-}
-
-void CpuTrainingOps::Scale(Tensor& x, float factor) {
-  float* v = x.data<float>();
-  for (int64_t i = 0; i < x.numel(); ++i) v[i] *= factor;
+StatusOr<double> CpuTrainingOps::SumSquares(const std::vector<Tensor>& xs) {
+  double total = 0;
+  for (const Tensor& x : xs) {
+    double sum = 0;
+    const float* v = x.data<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) sum += static_cast<double>(v[i]) * v[i];
+    total += sum;
+  }
+  return total;
 }
 
 }  // namespace baton

@@ -31,9 +31,8 @@ class CpuTrainingOps final : public TrainingOps {
                                        Tensor* dx, Tensor* dhead) override;
 
   void AdamWUpdate(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
-                   const AdamWScalars& s) override;
-  StatusOr<double> SumSquares(const Tensor& x) override;
-  void Scale(Tensor& x, float factor) override;
+                   const AdamWScalars& s, Tensor* compute_copy) override;
+  StatusOr<double> SumSquares(const std::vector<Tensor>& xs) override;
   Status Synchronize() override { return Status::Ok(); }
 
  private:

@@ -50,6 +50,9 @@ class ParamUnit {
   // This rank's values and accumulated gradient: the optimizer's view.
   Tensor& shard() { return shard_; }
   Tensor& grad_shard() { return grad_shard_; }
+  // The 16-bit copy of the full values that an optimizer step writes along
+  // with the shard (kLocal, kReplicated), or null.
+  Tensor* compute_copy() { return compute_.defined() ? &compute_ : nullptr; }
   // Whether this rank's gradient shard counts toward the global norm (a
   // replicated unit counts on replica 0 only).
   bool counts_in_norm() const { return mode_ != ShardMode::kReplicated || dp_->rank() == 0; }

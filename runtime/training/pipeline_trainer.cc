@@ -185,38 +185,39 @@ std::vector<Tensor> PipelineTrainer::GradShards() {
 }
 
 StatusOr<double> PipelineTrainer::ApplyUpdate(double lr, double max_norm) {
-  std::vector<double> sum_sq = {0.0};
+  std::vector<Tensor> counted;
   for (auto& unit : stage_->units()) {
-    if (!unit->counts_in_norm() || unit.get() == stage_->tied_copy_unit()) continue;
-    BATON_ASSIGN_OR_RETURN(const double part, ops_->SumSquares(unit->grad_shard()));
-    sum_sq[0] += part;
+    if (unit->counts_in_norm() && unit.get() != stage_->tied_copy_unit()) counted.push_back(unit->grad_shard());
   }
+  BATON_ASSIGN_OR_RETURN(const double local_sum_sq, ops_->SumSquares(counted));
+  std::vector<double> sum_sq = {local_sum_sq};
   BATON_RETURN_IF_ERROR(SumOverJob(sum_sq));
   const double norm = std::sqrt(sum_sq[0]);
   std::vector<Tensor> grads = GradShards();
-  const float coef = ClipCoefficient(norm, max_norm);
-  if (coef < 1.0f) {
-    for (Tensor& g : grads) ops_->Scale(g, coef);
-  }
+  const float coef = ClipCoefficient(norm, max_norm);  // 1: no clipping
   std::vector<Tensor> params = Shards();
   if (options_.offload_optimizer) {
-    OffloadedStep(params, grads, lr);
+    OffloadedStep(params, grads, lr, coef);
+    for (auto& unit : stage_->units()) unit->RefreshCompute();
   } else {
-    adamw_->Step(*ops_, params, grads, lr);
+    // The update writes each unit's 16-bit compute copy as it goes.
+    std::vector<Tensor*> copies;
+    for (auto& unit : stage_->units()) copies.push_back(unit->compute_copy());
+    adamw_->Step(*ops_, params, grads, lr, coef, copies);
   }
-  for (auto& unit : stage_->units()) unit->RefreshCompute();
   BATON_RETURN_IF_ERROR(ops_->Synchronize());
   return norm;
 }
 
-void PipelineTrainer::OffloadedStep(std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr) {
+void PipelineTrainer::OffloadedStep(std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr,
+                                    float grad_scale) {
   if (!host_ops_) host_ops_ = std::make_unique<CpuTrainingOps>();
   std::vector<Tensor> host_params, host_grads;
   for (size_t i = 0; i < params.size(); ++i) {
     host_params.push_back(ToHost(params[i]));
     host_grads.push_back(ToHost(grads[i]));
   }
-  adamw_->Step(*host_ops_, host_params, host_grads, lr);
+  adamw_->Step(*host_ops_, host_params, host_grads, lr, grad_scale);
   if (ops_->backend().device() == Device::kCpu) return;  // the host copies were the shards themselves
   for (size_t i = 0; i < params.size(); ++i) ops_->backend().CopyToDevice(host_params[i], params[i]);
 }

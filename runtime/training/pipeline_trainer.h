@@ -130,7 +130,7 @@ class PipelineTrainer {
   Tensor ToDevice(const Tensor& host);
   // Where AdamW's moments live: the device, or the host when offloaded.
   Tensor ToMomentMemory(const Tensor& host) { return options_.offload_optimizer ? host : ToDevice(host); }
-  void OffloadedStep(std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr);
+  void OffloadedStep(std::vector<Tensor>& params, const std::vector<Tensor>& grads, double lr, float grad_scale);
 
   std::string model_dir_;
   ModelConfig config_;

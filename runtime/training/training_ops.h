@@ -30,6 +30,10 @@ struct AdamWScalars {
   float step_size = 1e-3f;             // lr / (1 - beta1^t)
   float bias_correction2_sqrt = 1.0f;  // sqrt(1 - beta2^t)
   float eps = 1e-8f;
+  // The global-norm clipping coefficient (1: none), applied as the gradient
+  // is read: g * grad_scale, one float multiply, so the result equals
+  // scaling the gradient first.
+  float grad_scale = 1.0f;
 };
 
 class TrainingOps {
@@ -67,12 +71,14 @@ class TrainingOps {
   virtual StatusOr<LossSum> LmHeadCrossEntropy(const Tensor& x, const Tensor& head, const Tensor& targets,
                                                float grad_scale, Tensor* dx, Tensor* dhead) = 0;
 
-  // The optimizer, on float32 vectors of equal length.
+  // The optimizer, on float32 vectors of equal length. When `compute_copy`
+  // is non-null and defined, the updated parameter is also written there,
+  // rounded to its dtype (the 16-bit copy the forward reads).
   virtual void AdamWUpdate(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
-                           const AdamWScalars& s) = 0;
-  // sum(x^2) in double; waits for the device.
-  virtual StatusOr<double> SumSquares(const Tensor& x) = 0;
-  virtual void Scale(Tensor& x, float factor) = 0;
+                           const AdamWScalars& s, Tensor* compute_copy) = 0;
+  // The sum of x^2 over every element of `xs`, in double; waits for the
+  // device once.
+  virtual StatusOr<double> SumSquares(const std::vector<Tensor>& xs) = 0;
 
   // The first error of the ops queued so far (a GPU's kernel fault, an
   // out-of-memory); waits for the device.

@@ -1,31 +1,52 @@
+#include <algorithm>
+
 #include "runtime/backend/cuda/common.cuh"
+#include "runtime/backend/cuda/pack.cuh"
 #include "runtime/backend/cuda/rope.cuh"
 
 namespace baton::cuda {
 namespace {
 
-// One thread per (token, head, j < half): it owns the pair (j, j + half).
-// The angle is float(position) * inv_freq in float32 with full-precision
-// sincos (no fast math), as transformers computes it. `sin_sign` -1 rotates
-// by the opposite angle: the backward (the rotation is orthogonal).
-template <typename T>
-__global__ void RopeKernel(T* qkv, int64_t width, const int32_t* positions, const float* inv_freq, int64_t n, int heads,
-                           int head_dim, float sin_sign) {
+// One block per token (grid-stride): its first `half` threads form the
+// token's angles float(position) * inv_freq[j] in float32 with
+// full-precision sincos (no fast math), as transformers computes them, once
+// for all heads; then each thread rotates W adjacent pairs (j, j + half) of
+// one head at a time. `sin_sign` -1 rotates by the opposite angle: the
+// backward (the rotation is orthogonal). Requires half <= kMaxHalf.
+constexpr int kThreads = 128;
+constexpr int kMaxHalf = 256;
+
+template <typename T, int W>
+__global__ void __launch_bounds__(kThreads) RopeKernel(T* qkv, int64_t width, const int32_t* positions,
+                                                       const float* inv_freq, int64_t n, int heads, int head_dim,
+                                                       float sin_sign) {
+  __shared__ float cos_j[kMaxHalf], sin_j[kMaxHalf];
   const int half = head_dim / 2;
-  const int64_t total = n * heads * half;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int j = static_cast<int>(i % half);
-    const int64_t rest = i / half;
-    const int h = static_cast<int>(rest % heads);
-    const int64_t token = rest / heads;
-    float s, c;
-    sincosf(static_cast<float>(positions[token]) * inv_freq[j], &s, &c);
-    s *= sin_sign;  // exact: a sign flip
-    T* x = qkv + token * width + static_cast<int64_t>(h) * head_dim;
-    const float a = ToF(x[j]), b = ToF(x[j + half]);
-    x[j] = FromF<T>(a * c - b * s);
-    x[j + half] = FromF<T>(b * c + a * s);
+  const int packs_per_head = half / W;
+  for (int64_t token = blockIdx.x; token < n; token += gridDim.x) {
+    __syncthreads();  // the previous token's angles are no longer read
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+      float s, c;
+      sincosf(static_cast<float>(positions[token]) * inv_freq[j], &s, &c);
+      cos_j[j] = c;
+      sin_j[j] = s * sin_sign;  // exact: a sign flip
+    }
+    __syncthreads();
+    T* row = qkv + token * width;
+    for (int item = threadIdx.x; item < heads * packs_per_head; item += blockDim.x) {
+      const int h = item / packs_per_head, j0 = (item % packs_per_head) * W;
+      T* x = row + static_cast<int64_t>(h) * head_dim;
+      Pack<T, W> lo = LoadPack<W>(x + j0), hi = LoadPack<W>(x + j0 + half);
+#pragma unroll
+      for (int u = 0; u < W; ++u) {
+        const float c = cos_j[j0 + u], s = sin_j[j0 + u];
+        const float a = ToF(lo.v[u]), b = ToF(hi.v[u]);
+        lo.v[u] = FromF<T>(a * c - b * s);
+        hi.v[u] = FromF<T>(b * c + a * s);
+      }
+      StorePack(x + j0, lo);
+      StorePack(x + j0 + half, hi);
+    }
   }
 }
 
@@ -38,12 +59,18 @@ void LaunchRopeSigned(Tensor& qkv, const Tensor& positions, const Tensor& inv_fr
           "inv_freq must be F32 with head_dim / 2 entries");
   Require(positions.numel() == n && positions.dtype() == DType::kI32, op, "positions must be I32 [N]");
   Require(width >= static_cast<int64_t>(heads) * head_dim, op, "qkv too narrow");
-  const int64_t total = n * heads * (head_dim / 2);
-  if (total == 0) return;
-  BATON_DISPATCH_FLOAT(qkv.dtype(), op,
-                       RopeKernel<T><<<BlocksFor(total, 256), 256, 0, stream>>>(
-                           static_cast<T*>(qkv.raw()), width, positions.data<int32_t>(), inv_freq.data<float>(), n,
-                           heads, head_dim, sin_sign));
+  Require(head_dim / 2 <= kMaxHalf, op, "head_dim must be at most 2 * 256");
+  if (n * heads * head_dim == 0) return;
+  // Packs need every head's halves aligned: half and the row width divide
+  // by the pack, and the base is 16-byte aligned.
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(n, 65535LL * 16));
+  BATON_DISPATCH_FLOAT(
+      qkv.dtype(), op, const int pack = PackWidthFor<T>(head_dim / 2, {qkv.raw()});
+      const int packed = width % pack == 0 ? pack : 1;
+      BATON_DISPATCH_PACK(T, packed,
+                          RopeKernel<T, W><<<blocks, kThreads, 0, stream>>>(
+                              static_cast<T*>(qkv.raw()), width, positions.data<int32_t>(), inv_freq.data<float>(),
+                              n, heads, head_dim, sin_sign)));
   CheckLaunch(op);
 }
 

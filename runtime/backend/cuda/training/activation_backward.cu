@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "runtime/backend/cuda/common.cuh"
+#include "runtime/backend/cuda/pack.cuh"
 #include "runtime/backend/cuda/training/activation_backward.cuh"
 
 namespace baton::cuda {
@@ -22,25 +23,31 @@ __global__ void GeluNewBackwardKernel(const T* x, const T* dy, T* dx, float k, i
   }
 }
 
-// Blocks walk rows along y and columns along x, so no thread divides by F
-// (a 64-bit division per element costs more than the element's memory
-// traffic). Each thread reads gate, up and dout of its column, then writes
-// the pair (dgate, dup).
-template <typename T>
+// Blocks walk rows along y and packs of W columns along x, so no thread
+// divides by F (a 64-bit division per element costs more than the
+// element's memory traffic). Each thread reads gate, up and dout of its
+// columns, then writes the pairs (dgate, dup).
+template <typename T, int W>
 __global__ void SwiGluBackwardKernel(const T* gate_up, const T* dout, T* dgate_up, int64_t rows, int64_t f) {
+  const int64_t packs = f / W;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const T* gu = gate_up + r * 2 * f;
     const T* d = dout + r * f;
     T* dgu = dgate_up + r * 2 * f;
-    for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < f;
+    for (int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; c < packs;
          c += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-      const float gate = ToF(gu[c]);
-      const float up = ToF(gu[f + c]);
-      const float g = ToF(d[c]);
-      const float s = 1.0f / (1.0f + expf(-gate));
-      const float silu = gate * s;
-      dgu[f + c] = FromF<T>(g * silu);
-      dgu[c] = FromF<T>(g * up * s * (1.0f + gate * (1.0f - s)));
+      const Pack<T, W> gate = LoadPack<W>(gu + c * W), up = LoadPack<W>(gu + f + c * W), g = LoadPack<W>(d + c * W);
+      Pack<T, W> dgate, dup;
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        const float gv = ToF(gate.v[k]), uv = ToF(up.v[k]), dv = ToF(g.v[k]);
+        const float s = 1.0f / (1.0f + expf(-gv));
+        const float silu = gv * s;
+        dup.v[k] = FromF<T>(dv * silu);
+        dgate.v[k] = FromF<T>(dv * uv * s * (1.0f + gv * (1.0f - s)));
+      }
+      StorePack(dgu + f + c * W, dup);
+      StorePack(dgu + c * W, dgate);
     }
   }
 }
@@ -69,12 +76,16 @@ void LaunchSwiGluBackward(const Tensor& gate_up, const Tensor& dout, Tensor& dga
   Require(dout.dtype() == gate_up.dtype() && dgate_up.dtype() == gate_up.dtype(), "SwiGluBackward",
           "gate_up, dout and dgate_up must share a dtype");
   if (rows * f == 0) return;
-  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((f + kThreads - 1) / kThreads, 1024)),
-                  static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
-  BATON_DISPATCH_FLOAT(gate_up.dtype(), "SwiGluBackward",
-                       SwiGluBackwardKernel<T><<<grid, kThreads, 0, stream>>>(
-                           static_cast<const T*>(gate_up.raw()), static_cast<const T*>(dout.raw()),
-                           static_cast<T*>(dgate_up.raw()), rows, f));
+  BATON_DISPATCH_FLOAT(
+      gate_up.dtype(), "SwiGluBackward",
+      const int width = PackWidthFor<T>(f, {gate_up.raw(), dout.raw(), dgate_up.raw()});
+      BATON_DISPATCH_PACK(
+          T, width, const int64_t packs = f / W;
+          const dim3 grid(static_cast<unsigned>(std::min<int64_t>((packs + kThreads - 1) / kThreads, 1024)),
+                          static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+          SwiGluBackwardKernel<T, W><<<grid, kThreads, 0, stream>>>(
+              static_cast<const T*>(gate_up.raw()), static_cast<const T*>(dout.raw()),
+              static_cast<T*>(dgate_up.raw()), rows, f)));
   CheckLaunch("SwiGluBackward");
 }
 

@@ -113,7 +113,7 @@ class CudaTrainingOps final : public TrainingOps {
   }
 
   void AdamWUpdate(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
-                   const AdamWScalars& s) override {
+                   const AdamWScalars& s, Tensor* compute_copy) override {
     cuda::AdamWStepArgs args;
     args.decay = s.decay;
     args.one_minus_beta1 = s.one_minus_beta1;
@@ -122,20 +122,19 @@ class CudaTrainingOps final : public TrainingOps {
     args.step_size = s.step_size;
     args.bias_correction2_sqrt = s.bias_correction2_sqrt;
     args.eps = s.eps;
-    cuda::LaunchAdamWStep(param, grad, exp_avg, exp_avg_sq, args, gpu_.stream());
+    args.grad_scale = s.grad_scale;
+    cuda::LaunchAdamWStep(param, grad, exp_avg, exp_avg_sq, args, compute_copy, gpu_.stream());
   }
 
-  StatusOr<double> SumSquares(const Tensor& x) override {
+  StatusOr<double> SumSquares(const std::vector<Tensor>& xs) override {
     if (!sum_.defined()) sum_ = gpu_.Allocate({2}, DType::kF32);  // one double
     Zero(sum_);
-    cuda::LaunchSumSquares(x, static_cast<double*>(sum_.raw()), gpu_.stream());
+    for (const Tensor& x : xs) cuda::LaunchSumSquares(x, static_cast<double*>(sum_.raw()), gpu_.stream());
     double host = 0;
     BATON_CUDA_CHECK(cudaMemcpyAsync(&host, sum_.raw(), sizeof(double), cudaMemcpyDeviceToHost, gpu_.stream()));
     BATON_RETURN_IF_ERROR(Synchronize());
     return host;
   }
-
-  void Scale(Tensor& x, float factor) override { cuda::LaunchScale(x, factor, gpu_.stream()); }
 
   Status Synchronize() override {
     Keep(gpu_.Synchronize());

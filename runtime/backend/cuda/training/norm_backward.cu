@@ -1,4 +1,5 @@
 #include "runtime/backend/cuda/common.cuh"
+#include "runtime/backend/cuda/pack.cuh"
 #include "runtime/backend/cuda/training/norm_backward.cuh"
 
 namespace baton::cuda {
@@ -82,6 +83,95 @@ __global__ void __launch_bounds__(kThreads) NormBackwardKernel(const T* x, const
   }
 }
 
+// The same arithmetic for rows of at most kThreads * kPacks packs of W: each
+// thread keeps its packs of x and dy in registers, so a row is read from
+// memory once with 16-byte loads (the kernel above reads it four times, 2
+// bytes at a time), and its columns' weight and bias gradient partials stay
+// in registers until the one flush at the end.
+template <typename T, bool kCentre, int W, int kPacks>
+__global__ void __launch_bounds__(kThreads)
+    NormBackwardPackedKernel(const T* x, const T* w, const T* dy, T* dx, float* dw, float* db, float eps, int64_t n,
+                             int64_t h) {
+  __shared__ float scratch[32];
+  const int64_t packs = h / W;
+  Pack<T, W> wp[kPacks];
+  float part_w[kPacks][W] = {}, part_b[kPacks][W] = {};
+#pragma unroll
+  for (int k = 0; k < kPacks; ++k) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(k) * kThreads;
+    if (i < packs) wp[k] = LoadPack<W>(w + i * W);
+  }
+  const float width = static_cast<float>(h);
+  for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
+    Pack<T, W> xp[kPacks], gp[kPacks];
+    float sum = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kPacks; ++k) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(k) * kThreads;
+      if (i >= packs) continue;
+      xp[k] = LoadPack<W>(x + r * h + i * W);
+      gp[k] = LoadPack<W>(dy + r * h + i * W);
+#pragma unroll
+      for (int u = 0; u < W; ++u) sum += ToF(xp[k].v[u]);
+    }
+    float mean = 0.0f;
+    if constexpr (kCentre) mean = BlockSum(sum, scratch) / width;
+    float sq = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kPacks; ++k) {
+      if (threadIdx.x + static_cast<int64_t>(k) * kThreads >= packs) continue;
+#pragma unroll
+      for (int u = 0; u < W; ++u) {
+        const float d = ToF(xp[k].v[u]) - mean;
+        sq += d * d;
+      }
+    }
+    const float rstd = rsqrtf(BlockSum(sq, scratch) / width + eps);
+    float sum_gw = 0.0f, sum_gw_xhat = 0.0f;
+#pragma unroll
+    for (int k = 0; k < kPacks; ++k) {
+      if (threadIdx.x + static_cast<int64_t>(k) * kThreads >= packs) continue;
+#pragma unroll
+      for (int u = 0; u < W; ++u) {
+        const float xhat = (ToF(xp[k].v[u]) - mean) * rstd;
+        const float gj = ToF(gp[k].v[u]);
+        const float gw = gj * ToF(wp[k].v[u]);
+        sum_gw += gw;
+        sum_gw_xhat += gw * xhat;
+        part_w[k][u] += gj * xhat;
+        part_b[k][u] += gj;
+      }
+    }
+    float m1 = 0.0f;
+    if constexpr (kCentre) m1 = BlockSum(sum_gw, scratch) / width;
+    const float m2 = BlockSum(sum_gw_xhat, scratch) / width;
+    // dx may alias dy: this thread's columns of dy are already in registers.
+#pragma unroll
+    for (int k = 0; k < kPacks; ++k) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(k) * kThreads;
+      if (i >= packs) continue;
+      Pack<T, W> out;
+#pragma unroll
+      for (int u = 0; u < W; ++u) {
+        const float xhat = (ToF(xp[k].v[u]) - mean) * rstd;
+        const float gw = ToF(gp[k].v[u]) * ToF(wp[k].v[u]);
+        out.v[u] = FromF<T>(rstd * (gw - m1 - xhat * m2));
+      }
+      StorePack(dx + r * h + i * W, out);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kPacks; ++k) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(k) * kThreads;
+    if (i >= packs) continue;
+#pragma unroll
+    for (int u = 0; u < W; ++u) {
+      atomicAdd(dw + i * W + u, part_w[k][u]);
+      if (db != nullptr) atomicAdd(db + i * W + u, part_b[k][u]);
+    }
+  }
+}
+
 int CurrentDeviceAttribute(cudaDeviceAttr attr, const char* op) {
   int device = 0, value = 0;
   if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&value, attr, device) != cudaSuccess) {
@@ -98,6 +188,23 @@ void LaunchTyped(const Tensor& x, const Tensor& weight, float eps, const Tensor&
   // when N is large: the flush costs H atomics per block.
   const int64_t sms = CurrentDeviceAttribute(cudaDevAttrMultiProcessorCount, op);
   const unsigned blocks = static_cast<unsigned>(n < 4 * sms ? n : 4 * sms);
+  const auto* xr = static_cast<const T*>(x.raw());
+  const auto* wr = static_cast<const T*>(weight.raw());
+  const auto* gr = static_cast<const T*>(dy.raw());
+  auto* dxr = static_cast<T*>(dx.raw());
+  auto* dwr = static_cast<float*>(dweight.raw());
+  constexpr int kW = kFullPack<T>;
+  const int64_t packs_per_thread = (h / kW + kThreads - 1) / kThreads;
+  if (PackWidthFor<T>(h, {xr, wr, gr, dxr}) == kW && packs_per_thread <= 4) {
+    if (packs_per_thread == 1) {
+      NormBackwardPackedKernel<T, kCentre, kW, 1><<<blocks, kThreads, 0, stream>>>(xr, wr, gr, dxr, dwr, db, eps, n, h);
+    } else if (packs_per_thread == 2) {
+      NormBackwardPackedKernel<T, kCentre, kW, 2><<<blocks, kThreads, 0, stream>>>(xr, wr, gr, dxr, dwr, db, eps, n, h);
+    } else {
+      NormBackwardPackedKernel<T, kCentre, kW, 4><<<blocks, kThreads, 0, stream>>>(xr, wr, gr, dxr, dwr, db, eps, n, h);
+    }
+    return;
+  }
   const size_t bytes = static_cast<size_t>(h) * sizeof(float) * (db != nullptr ? 2 : 1);
   const size_t max_bytes = static_cast<size_t>(CurrentDeviceAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, op));
   const bool stage = bytes + 32 * sizeof(float) <= max_bytes;
@@ -107,9 +214,7 @@ void LaunchTyped(const Tensor& x, const Tensor& weight, float eps, const Tensor&
                                                   static_cast<int>(dynamic)) != cudaSuccess) {
     DieCuda(op, "cannot raise the kernel's dynamic shared memory limit");
   }
-  kernel<<<blocks, kThreads, dynamic, stream>>>(static_cast<const T*>(x.raw()), static_cast<const T*>(weight.raw()),
-                                                static_cast<const T*>(dy.raw()), static_cast<T*>(dx.raw()),
-                                                static_cast<float*>(dweight.raw()), db, eps, n, h, stage);
+  kernel<<<blocks, kThreads, dynamic, stream>>>(xr, wr, gr, dxr, dwr, db, eps, n, h, stage);
 }
 
 void CheckShapes(const char* op, const Tensor& x, const Tensor& weight, const Tensor& dy, const Tensor& dx,

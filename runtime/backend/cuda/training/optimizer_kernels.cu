@@ -11,17 +11,22 @@ constexpr unsigned kMaxReduceBlocks = 1024;  // one atomicAdd per block
 
 // The explicit round-to-nearest intrinsics keep nvcc from fusing a multiply
 // and an add into an FMA (its default): the CPU reference rounds after every
-// operation, and this update must match it bit for bit.
-__global__ void AdamWKernel(float* p, const float* g, float* m, float* v, AdamWStepArgs a, int64_t n) {
+// operation, and this update must match it bit for bit. The clipping
+// coefficient is applied as the gradient is read, and the new value is
+// also written rounded to the compute dtype C when `copy` is given: both
+// were passes of their own over the whole model (Scale, then Convert).
+template <typename C>
+__global__ void AdamWKernel(float* p, const float* g, float* m, float* v, C* copy, AdamWStepArgs a, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float gi = g[i];
+    const float gi = __fmul_rn(g[i], a.grad_scale);
     float pi = __fmul_rn(p[i], a.decay);
     const float mi = __fadd_rn(m[i], __fmul_rn(__fsub_rn(gi, m[i]), a.one_minus_beta1));
     const float vi = __fadd_rn(__fmul_rn(v[i], a.beta2), __fmul_rn(__fmul_rn(a.one_minus_beta2, gi), gi));
     const float denom = __fadd_rn(__fdiv_rn(__fsqrt_rn(vi), a.bias_correction2_sqrt), a.eps);
     pi = __fsub_rn(pi, __fmul_rn(a.step_size, __fdiv_rn(mi, denom)));
     p[i] = pi;
+    if (copy != nullptr) copy[i] = FromF<C>(pi);
     m[i] = mi;
     v[i] = vi;
   }
@@ -51,16 +56,10 @@ __global__ void __launch_bounds__(kThreads) SumSquaresKernel(const float* x, int
   }
 }
 
-__global__ void ScaleKernel(float* x, float factor, int64_t n) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    x[i] = __fmul_rn(x[i], factor);
-  }
-}
-
 }  // namespace
 
-AdamWStepArgs MakeAdamWStepArgs(double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+AdamWStepArgs MakeAdamWStepArgs(double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step,
+                                float grad_scale) {
   const double t = static_cast<double>(step);
   AdamWStepArgs a;
   a.decay = static_cast<float>(1.0 - lr * weight_decay);
@@ -70,11 +69,12 @@ AdamWStepArgs MakeAdamWStepArgs(double lr, double beta1, double beta2, double ep
   a.step_size = static_cast<float>(lr / (1.0 - std::pow(beta1, t)));
   a.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(beta2, t)));
   a.eps = static_cast<float>(eps);
+  a.grad_scale = static_cast<float>(grad_scale);
   return a;
 }
 
 void LaunchAdamWStep(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, const AdamWStepArgs& args,
-                     cudaStream_t stream) {
+                     Tensor* compute_copy, cudaStream_t stream) {
   const char* op = "AdamWStep";
   const int64_t n = param.numel();
   Require(param.dtype() == DType::kF32 && grad.dtype() == DType::kF32 && exp_avg.dtype() == DType::kF32 &&
@@ -82,10 +82,21 @@ void LaunchAdamWStep(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor&
           op, "param, grad, exp_avg and exp_avg_sq must be F32");
   Require(grad.numel() == n && exp_avg.numel() == n && exp_avg_sq.numel() == n, op,
           "param, grad, exp_avg and exp_avg_sq must have the same number of elements");
+  const bool copies = compute_copy != nullptr && compute_copy->defined();
+  Require(!copies || compute_copy->numel() == n, op, "compute_copy must have param's number of elements");
   if (n == 0) return;
-  AdamWKernel<<<BlocksFor(n, kThreads), kThreads, 0, stream>>>(
-      static_cast<float*>(param.raw()), static_cast<const float*>(grad.raw()), static_cast<float*>(exp_avg.raw()),
-      static_cast<float*>(exp_avg_sq.raw()), args, n);
+  float* p = static_cast<float*>(param.raw());
+  const float* g = static_cast<const float*>(grad.raw());
+  float* m = static_cast<float*>(exp_avg.raw());
+  float* v = static_cast<float*>(exp_avg_sq.raw());
+  const unsigned blocks = BlocksFor(n, kThreads);
+  if (!copies) {
+    AdamWKernel<float><<<blocks, kThreads, 0, stream>>>(p, g, m, v, nullptr, args, n);
+  } else {
+    BATON_DISPATCH_FLOAT(compute_copy->dtype(), op,
+                         AdamWKernel<T><<<blocks, kThreads, 0, stream>>>(p, g, m, v,
+                                                                         static_cast<T*>(compute_copy->raw()), args, n));
+  }
   CheckLaunch(op);
 }
 
@@ -98,14 +109,6 @@ void LaunchSumSquares(const Tensor& x, double* device_out, cudaStream_t stream) 
   if (blocks > kMaxReduceBlocks) blocks = kMaxReduceBlocks;
   SumSquaresKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(x.raw()), n, device_out);
   CheckLaunch("SumSquares");
-}
-
-void LaunchScale(Tensor& x, float factor, cudaStream_t stream) {
-  Require(x.dtype() == DType::kF32, "Scale", "x must be F32");
-  const int64_t n = x.numel();
-  if (n == 0) return;
-  ScaleKernel<<<BlocksFor(n, kThreads), kThreads, 0, stream>>>(static_cast<float*>(x.raw()), factor, n);
-  CheckLaunch("Scale");
 }
 
 }  // namespace baton::cuda
