@@ -10,10 +10,11 @@
 #                        [--op-timings]
 # Batch-1 decode runs twice per shape: with CUDA graphs (the default) and,
 # unless --skip-eager, with BATON_CUDA_GRAPHS=off (baton_decode_*_eager).
-# --ab adds a third run per shape, graphs on, with the decode attention
-# kernel and the fused residual add + norm switched off
-# (BATON_DECODE_ATTENTION=off BATON_FUSED_ADD_NORM=off: baton_decode_*_before),
-# so a change and what it replaced are measured in the same call.
+# --ab adds a third run per shape, graphs on, with the switches in AB_OFF
+# set to off (default "BATON_GEMV": products of a few rows back on cuBLAS;
+# the backend's other switches are BATON_DECODE_ATTENTION and
+# BATON_FUSED_ADD_NORM): baton_decode_*_before, so a change and what it
+# replaced are measured in the same call.
 # --op-timings runs gpu_op_timings (op_timings.json), and again with the
 # decode attention kernel off (op_timings_warp_attention.json).
 # Binaries come from build-gpucarry/carry.tar.xz (tests/gpu/make_carry.sh,
@@ -98,10 +99,12 @@ if [ $SKIP_EAGER = 0 ]; then
 fi
 if [ $AB = 1 ]; then
   for m in 1b 8b; do
-    step "bench_gpu_decode llama-$m, decode attention kernel and fused add+norm off"
+    step "bench_gpu_decode llama-$m, off: ${AB_OFF:-BATON_GEMV}"
     M=$M1; L=llama-3.2-1b
     [ $m = 8b ] && M=$M8 && L=llama-3-8b
-    BATON_DECODE_ATTENTION=off BATON_FUSED_ADD_NORM=off timeout 240 "$BIN/bench_gpu_decode" --model $M --label $L \
+    off=()
+    for v in ${AB_OFF:-BATON_GEMV}; do off+=("$v=off"); done
+    env "${off[@]}" timeout 240 "$BIN/bench_gpu_decode" --model $M --label $L \
       >"$R/baton_decode_${m}_before.json" 2>>"$LOG" || status=1
   done
 fi

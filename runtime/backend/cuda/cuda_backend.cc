@@ -53,6 +53,7 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, 
   std::unique_ptr<CudaBackend> b(new CudaBackend(compute_dtype, device));
   b->decode_attention_ = !EnvOff("BATON_DECODE_ATTENTION");
   b->fused_add_norm_ = !EnvOff("BATON_FUSED_ADD_NORM");
+  b->gemv_ = !EnvOff("BATON_GEMV");
   BATON_CUDA_CHECK(cudaSetDevice(device));
   BATON_CUDA_CHECK(cudaDeviceGetAttribute(&b->multiprocessors_, cudaDevAttrMultiProcessorCount, device));
   BATON_CUDA_CHECK(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking));
@@ -158,7 +159,7 @@ void CudaBackend::AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x
 
 void CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) {
   RequireDevice("Linear", {&x, &w, &bias, &y});
-  cuda::RunLinear(cublas_, x, w, bias, y, stream_);
+  cuda::RunLinear(cublas_, x, w, bias, y, gemv_, stream_);
 }
 
 void CudaBackend::LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) {

@@ -105,9 +105,11 @@ class CudaBackend final : public Backend {
   Tensor attention_counters_;   // decode_attention.cu's per-(sequence, kv head) tickets, zero between calls
   // Switches for before/after measurements (environment, read at Create):
   // BATON_DECODE_ATTENTION=off keeps decodes on paged_attention.cu's warp
-  // kernel, BATON_FUSED_ADD_NORM=off runs AddNorm as AddInPlace + norm.
+  // kernel, BATON_FUSED_ADD_NORM=off runs AddNorm as AddInPlace + norm,
+  // BATON_GEMV=off sends products of a few rows to cuBLAS too.
   bool decode_attention_ = true;
   bool fused_add_norm_ = true;
+  bool gemv_ = true;
   Tensor sampling_workspace_;   // SampleTokens' per-row scratch, grown on demand
   std::vector<cudaGraphExec_t> graphs_;  // by id; null once dropped
   bool capturing_ = false;

@@ -1,6 +1,7 @@
 #include <string>
 
 #include "runtime/backend/cuda/common.cuh"
+#include "runtime/backend/cuda/gemv.cuh"
 #include "runtime/backend/cuda/linear.cuh"
 
 namespace baton::cuda {
@@ -30,7 +31,7 @@ cudaDataType_t CudaType(DType t) {
 }  // namespace
 
 void RunLinear(cublasHandle_t handle, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
-               cudaStream_t stream) {
+               bool allow_gemv, cudaStream_t stream) {
   const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
   Require(w.dim(1) == k, "Linear", "w must be [out, in] with in == x's columns");
   Require(y.ndim() == 2 && y.dim(0) == m && y.dim(1) == n, "Linear", "y must be [rows of x, out]");
@@ -39,6 +40,10 @@ void RunLinear(cublasHandle_t handle, const Tensor& x, const Tensor& w, const Te
   const bool has_bias = bias.defined() && bias.numel() > 0;
   Require(!has_bias || (bias.numel() == n && bias.dtype() == y.dtype()), "Linear", "bias must be [out] of y's dtype");
   if (m == 0 || n == 0) return;
+  if (allow_gemv && k > 0 && GemvApplies(x, w)) {
+    LaunchGemv(x, w, has_bias ? bias : Tensor(), y, stream);
+    return;
+  }
   if (has_bias) {
     BATON_DISPATCH_FLOAT(y.dtype(), "Linear",
                          BroadcastRowsKernel<T><<<BlocksFor(m * n, 256), 256, 0, stream>>>(

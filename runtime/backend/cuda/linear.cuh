@@ -11,7 +11,8 @@
 namespace baton::cuda {
 
 // x [M, K], w [N, K], bias [N] or undefined, y [M, N], all one float dtype.
+// With `allow_gemv`, products of a few 16-bit rows go to gemv.cuh instead.
 void RunLinear(cublasHandle_t handle, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
-               cudaStream_t stream);
+               bool allow_gemv, cudaStream_t stream);
 
 }  // namespace baton::cuda
