@@ -108,10 +108,7 @@ Tensor Stage::Embed(const DeviceStepPlan& plan) {
 
 void Stage::RunLayers(const DeviceStepPlan& plan, Tensor& hidden) {
   LayerContext ctx{backend_, config_, plan, attention_, rope_inv_freq_, buffers_};
-  for (size_t l = 0; l < weights_.layers.size(); ++l) {
-    TransformerLayerForward(ctx, weights_.layers[l], hidden, cache_.k(static_cast<int>(l)),
-                            cache_.v(static_cast<int>(l)));
-  }
+  TransformerLayersForward(ctx, weights_.layers, hidden, cache_);
 }
 
 Tensor Stage::DeviceLogits(const DeviceStepPlan& plan, const Tensor& hidden) {
@@ -271,10 +268,7 @@ void Stage::RunPaddedStep(const DeviceStepPlan& plan, int bucket) {
   backend_.Embedding(plan.token_ids, weights_.embed, hidden);
   if (config_.positions == PositionKind::kLearned) backend_.AddEmbedding(plan.positions, weights_.pos_embed, hidden);
   LayerContext ctx{backend_, config_, plan, attention_, rope_inv_freq_, *graph_buffers_};
-  for (size_t l = 0; l < weights_.layers.size(); ++l) {
-    TransformerLayerForward(ctx, weights_.layers[l], hidden, cache_.k(static_cast<int>(l)),
-                            cache_.v(static_cast<int>(l)));
-  }
+  TransformerLayersForward(ctx, weights_.layers, hidden, cache_);
   Tensor picked = graph_picked_.Rows(0, bucket);
   backend_.GatherRows(hidden, plan.logit_rows, picked);
   Tensor normed = graph_normed_.Rows(0, bucket);

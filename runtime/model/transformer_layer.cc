@@ -17,15 +17,25 @@ void ApplyAddNorm(Backend& backend, const ModelConfig& config, const Tensor& x, 
   backend.AddNorm(op, x, residual, weight, bias, config.norm_eps, normed);
 }
 
-void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Tensor& hidden, Tensor& cache_k,
-                             Tensor& cache_v) {
+namespace {
+
+// One layer. With `mlp_out_pending`, the previous layer's MLP output is in
+// buffers.proj, not yet added to hidden: the add is fused with this layer's
+// input norm. This layer's MLP output is left there the same way.
+void LayerForward(const LayerContext& ctx, const LayerWeights& w, Tensor& hidden, bool mlp_out_pending,
+                  Tensor& cache_k, Tensor& cache_v) {
   Backend& be = ctx.backend;
   const ModelConfig& c = ctx.config;
   const int64_t n = hidden.dim(0);
 
   // Attention block.
   Tensor normed = ctx.buffers.normed(n);
-  ApplyNorm(be, c, hidden, w.attn_norm_w, w.attn_norm_b, normed);
+  Tensor proj = ctx.buffers.proj(n);
+  if (mlp_out_pending) {
+    ApplyAddNorm(be, c, proj, hidden, w.attn_norm_w, w.attn_norm_b, normed);
+  } else {
+    ApplyNorm(be, c, hidden, w.attn_norm_w, w.attn_norm_b, normed);
+  }
   Tensor qkv = ctx.buffers.qkv(n);
   be.Linear(normed, w.qkv_w, w.qkv_b, qkv);
   if (c.positions == PositionKind::kRope) {
@@ -34,7 +44,6 @@ void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Ten
   be.StoreKv(qkv, ctx.plan.attention, ctx.attention, cache_k, cache_v);
   Tensor attn = ctx.buffers.attn(n);
   be.PagedAttention(qkv, cache_k, cache_v, ctx.plan.attention, ctx.attention, attn);
-  Tensor proj = ctx.buffers.proj(n);
   be.Linear(attn, w.o_w, w.o_b, proj);
 
   // MLP block; its norm is fused with the attention's residual add.
@@ -49,7 +58,17 @@ void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Ten
     be.GeluNew(up);
     be.Linear(up, w.down_w, w.down_b, proj);
   }
-  be.AddInPlace(hidden, proj);
+}
+
+}  // namespace
+
+void TransformerLayersForward(const LayerContext& ctx, const std::vector<LayerWeights>& layers, Tensor& hidden,
+                              PagedKvCache& cache) {
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const int layer = static_cast<int>(l);
+    LayerForward(ctx, layers[l], hidden, /*mlp_out_pending=*/l > 0, cache.k(layer), cache.v(layer));
+  }
+  if (!layers.empty()) ctx.backend.AddInPlace(hidden, ctx.buffers.proj(hidden.dim(0)));
 }
 
 }  // namespace baton

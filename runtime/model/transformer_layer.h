@@ -4,6 +4,9 @@
 // code runs a prefill, a decode step or a mixed ragged batch.
 #pragma once
 
+#include <vector>
+
+#include "runtime/kv/paged_kv_cache.h"
 #include "runtime/model/activation_buffers.h"
 #include "runtime/model/model_weights.h"
 #include "runtime/model/step_plan.h"
@@ -19,10 +22,13 @@ struct LayerContext {
   ActivationBuffers& buffers;
 };
 
-// hidden [N, hidden_size] is updated in place; K/V of the new tokens are
-// written to cache_k/cache_v.
-void TransformerLayerForward(const LayerContext& ctx, const LayerWeights& w, Tensor& hidden, Tensor& cache_k,
-                             Tensor& cache_v);
+// Runs `layers` in order; hidden [N, hidden_size] is updated in place and
+// the K/V of the new tokens go to the cache's layers 0, 1, ... Each MLP's
+// residual add is fused with the next layer's input norm
+// (Backend::AddNorm: one kernel instead of two per layer on a GPU; on the
+// CPU bit-identical to the separate ops); the last is a plain add.
+void TransformerLayersForward(const LayerContext& ctx, const std::vector<LayerWeights>& layers, Tensor& hidden,
+                              PagedKvCache& cache);
 
 // Applies the model's norm (LayerNorm or RMSNorm) with the given weights.
 void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight, const Tensor& bias,

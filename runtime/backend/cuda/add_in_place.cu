@@ -1,4 +1,5 @@
 #include "runtime/backend/cuda/add_in_place.cuh"
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/pack.cuh"
 
@@ -9,6 +10,8 @@ constexpr int kThreads = 256;
 
 template <typename T, int W>
 __global__ void AddKernel(T* x, const T* y, int64_t packs) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < packs;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     Pack<T, W> a = LoadPack<W>(x + i * W);
@@ -29,8 +32,8 @@ void LaunchAddInPlace(Tensor& x, const Tensor& y, cudaStream_t stream) {
   BATON_DISPATCH_FLOAT(
       x.dtype(), "AddInPlace", const int width = PackWidthFor<T>(n, {x.raw(), y.raw()});
       BATON_DISPATCH_PACK(T, width,
-                          AddKernel<T, W><<<BlocksFor(n / W, kThreads), kThreads, 0, stream>>>(
-                              static_cast<T*>(x.raw()), static_cast<const T*>(y.raw()), n / W)));
+                          LaunchChained("AddInPlace", AddKernel<T, W>, dim3(BlocksFor(n / W, kThreads)), dim3(kThreads),
+                                        0, stream, static_cast<T*>(x.raw()), static_cast<const T*>(y.raw()), n / W)));
   CheckLaunch("AddInPlace");
 }
 

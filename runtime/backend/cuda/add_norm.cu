@@ -1,4 +1,5 @@
 #include "runtime/backend/cuda/add_norm.cuh"
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 
 namespace baton::cuda {
@@ -13,6 +14,8 @@ constexpr int kMaxVecs = 4;
 template <typename T, bool kRms>
 __global__ void __launch_bounds__(kThreads)
     AddNormVecKernel(const T* x, T* residual, const T* w, const T* b, float eps, T* y, int64_t h) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   constexpr int kPer = 16 / sizeof(T);
   __shared__ float scratch[32];
   const int vecs = static_cast<int>(h / kPer);
@@ -98,6 +101,8 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T, bool kRms>
 __global__ void __launch_bounds__(kThreads)
     AddNormKernel(const T* x, T* residual, const T* w, const T* b, float eps, T* y, int64_t h) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   __shared__ float scratch[32];
   const T* add = x + blockIdx.x * h;
   T* row = residual + blockIdx.x * h;
@@ -141,9 +146,11 @@ void LaunchTyped(bool vec, const void* x, void* residual, const void* w, const v
   auto* rt = static_cast<T*>(residual);
   auto* yt = static_cast<T*>(y);
   if (vec) {
-    AddNormVecKernel<T, kRms><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(xt, rt, wt, bt, eps, yt, h);
+    LaunchChained("AddNorm", AddNormVecKernel<T, kRms>, dim3(static_cast<unsigned>(n)), dim3(kThreads), 0, stream, xt,
+                  rt, wt, bt, eps, yt, h);
   } else {
-    AddNormKernel<T, kRms><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(xt, rt, wt, bt, eps, yt, h);
+    LaunchChained("AddNorm", AddNormKernel<T, kRms>, dim3(static_cast<unsigned>(n)), dim3(kThreads), 0, stream, xt, rt,
+                  wt, bt, eps, yt, h);
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "runtime/backend/cuda/add_in_place.cuh"
 #include "runtime/backend/cuda/add_norm.cuh"
+#include "runtime/backend/cuda/chained_launch.h"
 #include "runtime/backend/cuda/convert.cuh"
 #include "runtime/backend/cuda/cublas_check.h"
 #include "runtime/backend/cuda/cuda_check.h"
@@ -55,6 +56,9 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, 
   b->fused_add_norm_ = !EnvOff("BATON_FUSED_ADD_NORM");
   b->gemv_ = !EnvOff("BATON_GEMV");
   BATON_CUDA_CHECK(cudaSetDevice(device));
+  int major = 0;
+  BATON_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  cuda::SetChainedLaunch(major >= 9 && !EnvOff("BATON_CHAINED_LAUNCH"));
   BATON_CUDA_CHECK(cudaDeviceGetAttribute(&b->multiprocessors_, cudaDevAttrMultiProcessorCount, device));
   BATON_CUDA_CHECK(cudaStreamCreateWithFlags(&b->stream_, cudaStreamNonBlocking));
   b->allocator_ = std::make_shared<cuda::DeviceAllocator>(device);

@@ -107,6 +107,7 @@ class CudaBackend final : public Backend {
   // BATON_DECODE_ATTENTION=off keeps decodes on paged_attention.cu's warp
   // kernel, BATON_FUSED_ADD_NORM=off runs AddNorm as AddInPlace + norm,
   // BATON_GEMV=off sends products of a few rows to cuBLAS too.
+  // (BATON_CHAINED_LAUNCH=off, chained_launch.h, is process-wide.)
   bool decode_attention_ = true;
   bool fused_add_norm_ = true;
   bool gemv_ = true;

@@ -1,9 +1,10 @@
 #include <algorithm>
 #include <type_traits>
 
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
-#include "runtime/backend/cuda/paged_kv_params.cuh"
 #include "runtime/backend/cuda/decode_attention.cuh"
+#include "runtime/backend/cuda/paged_kv_params.cuh"
 
 namespace baton::cuda {
 namespace {
@@ -86,6 +87,8 @@ __device__ __forceinline__ void LoadFloats(const T* src, float (&dst)[kE]) {
 
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   constexpr int kPer = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte chunk
   constexpr int kChunks = kD / kPer;                      // chunks per K/V row
   constexpr int kLoads = kTile * kChunks / kThreads;      // chunks of K (and of V) per thread per tile
@@ -286,9 +289,9 @@ void LaunchTyped(const Params& p, int num_seqs, int head_dim, cudaStream_t strea
   const dim3 grid(static_cast<unsigned>(num_seqs), static_cast<unsigned>(p.num_kv_heads),
                   static_cast<unsigned>(p.num_splits));
   if (head_dim == 64) {
-    DecodeAttentionKernel<T, 64><<<grid, kThreads, 0, stream>>>(p);
+    LaunchChained("DecodeAttention", DecodeAttentionKernel<T, 64>, dim3(grid), dim3(kThreads), 0, stream, p);
   } else {
-    DecodeAttentionKernel<T, 128><<<grid, kThreads, 0, stream>>>(p);
+    LaunchChained("DecodeAttention", DecodeAttentionKernel<T, 128>, dim3(grid), dim3(kThreads), 0, stream, p);
   }
 }
 

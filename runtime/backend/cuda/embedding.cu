@@ -1,3 +1,4 @@
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/embedding.cuh"
 
@@ -8,6 +9,8 @@ namespace {
 template <typename T>
 __global__ void EmbeddingKernel(const int32_t* ids, const T* table, int64_t vocab, int64_t hidden, T* out,
                                 bool accumulate) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   const int64_t n = blockIdx.x;
   const int32_t id = ids[n];
   T* dst = out + n * hidden;
@@ -31,9 +34,9 @@ void LaunchEmbedding(const Tensor& ids, const Tensor& table, Tensor& out, bool a
   Require(out.dtype() == table.dtype(), op, "out and table must share a dtype");
   if (n == 0) return;
   BATON_DISPATCH_FLOAT(table.dtype(), op,
-                       EmbeddingKernel<T><<<static_cast<unsigned>(n), 256, 0, stream>>>(
-                           ids.data<int32_t>(), static_cast<const T*>(table.raw()), table.dim(0), hidden,
-                           static_cast<T*>(out.raw()), accumulate));
+                       LaunchChained("Embedding", EmbeddingKernel<T>, dim3(static_cast<unsigned>(n)), dim3(256), 0,
+                                     stream, ids.data<int32_t>(), static_cast<const T*>(table.raw()), table.dim(0),
+                                     hidden, static_cast<T*>(out.raw()), accumulate));
   CheckLaunch(op);
 }
 

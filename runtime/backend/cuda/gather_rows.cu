@@ -1,3 +1,4 @@
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/gather_rows.cuh"
 
@@ -6,6 +7,8 @@ namespace {
 
 template <typename T>
 __global__ void GatherRowsKernel(const T* x, int64_t num_rows, int64_t width, const int32_t* rows, T* out) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   const int64_t r = blockIdx.x;
   const int32_t src = rows[r];
   T* dst = out + r * width;
@@ -25,8 +28,8 @@ void LaunchGatherRows(const Tensor& x, const Tensor& rows, Tensor& out, cudaStre
   if (r == 0) return;
   BATON_DISPATCH_FLOAT(
       x.dtype(), "GatherRows",
-      GatherRowsKernel<T><<<static_cast<unsigned>(r), 256, 0, stream>>>(
-          static_cast<const T*>(x.raw()), x.dim(0), width, rows.data<int32_t>(), static_cast<T*>(out.raw())));
+      LaunchChained("GatherRows", GatherRowsKernel<T>, dim3(static_cast<unsigned>(r)), dim3(256), 0, stream,
+                    static_cast<const T*>(x.raw()), x.dim(0), width, rows.data<int32_t>(), static_cast<T*>(out.raw())));
   CheckLaunch("GatherRows");
 }
 

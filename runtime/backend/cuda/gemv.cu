@@ -1,3 +1,4 @@
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/gemv.cuh"
 #include "runtime/backend/cuda/pack.cuh"
@@ -10,42 +11,57 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kInFlight = 4;  // 16-byte weight loads a lane issues before it uses them
 
 // One warp per output column n (a row of w): the lanes stride along K in
-// 8-element packs, kInFlight packs at a time, and keep one fp32 partial
-// dot product per row of x; a warp sum finishes them. x (M x K, a few KB)
-// stays in L1 across the warps of an SM.
+// 8-element packs, kInFlight packs a lane per round (all requested before
+// any is used), and keep one fp32 partial dot product per row of x; a warp
+// sum finishes them. The first round is requested before WaitForPriorGrid,
+// so under a chained launch it overlaps the kernel that produces x (no
+// kernel writes weights). x (M x K, a few KB) stays in L1 across the warps
+// of an SM.
+template <typename T, int M, bool kChecked>
+__device__ __forceinline__ void AccumulateRound(const T* x, int64_t k, int64_t p, int64_t packs,
+                                                const Pack<T, 8> (&wp)[kInFlight], float (&acc)[M]) {
+#pragma unroll
+  for (int j = 0; j < kInFlight; ++j) {
+    if (kChecked && p + 32 * j >= packs) break;
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const Pack<T, 8> xp = LoadPack<8>(x + m * k + (p + 32 * j) * 8);
+#pragma unroll
+      for (int u = 0; u < 8; ++u) acc[m] += ToF(wp[j].v[u]) * ToF(xp.v[u]);
+    }
+  }
+}
+
 template <typename T, int M>
 __global__ void __launch_bounds__(kThreads) GemvKernel(const T* __restrict__ x, const T* __restrict__ w,
                                                        const T* __restrict__ bias, T* __restrict__ y, int64_t n,
                                                        int64_t k) {
   constexpr int W = 8;
+  AllowNextGrid();
   const int64_t col = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  if (col >= n) return;
-  const T* wrow = w + col * k;
   const int64_t packs = k / W;
-  float acc[M] = {};
-  int64_t p = lane;
-  for (; p + 32 * (kInFlight - 1) < packs; p += 32 * kInFlight) {
-    Pack<T, W> wp[kInFlight];
+  const T* wrow = w + (col < n ? col : 0) * k;
+  Pack<T, W> wp[kInFlight];
 #pragma unroll
-    for (int j = 0; j < kInFlight; ++j) wp[j] = LoadPack<W>(wrow + (p + 32 * j) * W);
-#pragma unroll
-    for (int j = 0; j < kInFlight; ++j) {
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        const Pack<T, W> xp = LoadPack<W>(x + m * k + (p + 32 * j) * W);
-#pragma unroll
-        for (int u = 0; u < W; ++u) acc[m] += ToF(wp[j].v[u]) * ToF(xp.v[u]);
-      }
-    }
+  for (int j = 0; j < kInFlight; ++j) {
+    if (lane + 32 * j < packs) wp[j] = LoadPack<W>(wrow + (lane + 32 * j) * W);
   }
-  for (; p < packs; p += 32) {
-    const Pack<T, W> wp = LoadPack<W>(wrow + p * W);
+  WaitForPriorGrid();
+  if (col >= n) return;
+  float acc[M] = {};
+  AccumulateRound<T, M, true>(x, k, lane, packs, wp, acc);
+  for (int64_t p = lane + 32 * kInFlight; p < packs; p += 32 * kInFlight) {
+    if (p + 32 * (kInFlight - 1) < packs) {
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      const Pack<T, W> xp = LoadPack<W>(x + m * k + p * W);
+      for (int j = 0; j < kInFlight; ++j) wp[j] = LoadPack<W>(wrow + (p + 32 * j) * W);
+      AccumulateRound<T, M, false>(x, k, p, packs, wp, acc);
+    } else {
 #pragma unroll
-      for (int u = 0; u < W; ++u) acc[m] += ToF(wp.v[u]) * ToF(xp.v[u]);
+      for (int j = 0; j < kInFlight; ++j) {
+        if (p + 32 * j < packs) wp[j] = LoadPack<W>(wrow + (p + 32 * j) * W);
+      }
+      AccumulateRound<T, M, true>(x, k, p, packs, wp, acc);
     }
   }
 #pragma unroll
@@ -62,8 +78,8 @@ void LaunchRows(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
   const int64_t n = w.dim(0), k = w.dim(1);
   const unsigned blocks = static_cast<unsigned>((n + kWarps - 1) / kWarps);
   const T* b = bias.defined() && bias.numel() > 0 ? static_cast<const T*>(bias.raw()) : nullptr;
-  GemvKernel<T, M><<<blocks, kThreads, 0, stream>>>(static_cast<const T*>(x.raw()), static_cast<const T*>(w.raw()),
-                                                    b, static_cast<T*>(y.raw()), n, k);
+  LaunchChained("Linear (gemv)", GemvKernel<T, M>, dim3(blocks), dim3(kThreads), 0, stream,
+                static_cast<const T*>(x.raw()), static_cast<const T*>(w.raw()), b, static_cast<T*>(y.raw()), n, k);
 }
 
 template <typename T>

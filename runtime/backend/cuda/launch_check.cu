@@ -1,4 +1,8 @@
-// The abort path shared by every op (see common.cuh).
+// The abort path shared by every op (see common.cuh), and the chained
+// launch switch (chained_launch.cuh).
+#include <atomic>
+
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 
 namespace baton::cuda {
@@ -15,5 +19,12 @@ void CheckLaunch(const char* op) {
                cudaGetErrorString(err));
   std::abort();
 }
+
+namespace {
+std::atomic<bool> chained_launch{false};
+}  // namespace
+
+void SetChainedLaunch(bool on) { chained_launch.store(on, std::memory_order_relaxed); }
+bool ChainedLaunch() { return chained_launch.load(std::memory_order_relaxed); }
 
 }  // namespace baton::cuda

@@ -1,3 +1,4 @@
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/rms_norm.cuh"
 
@@ -9,6 +10,8 @@ constexpr int kThreads = 256;
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) RmsNormKernel(const T* x, const T* w, float eps, T* y, int64_t h) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   __shared__ float scratch[32];
   const T* row = x + blockIdx.x * h;
   T* out = y + blockIdx.x * h;
@@ -29,6 +32,8 @@ constexpr int kMaxVecs = 4;
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) RmsNormVecKernel(const T* x, const T* w, float eps, T* y, int64_t h) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   constexpr int kPer = 16 / sizeof(T);
   __shared__ float scratch[32];
   const int vecs = static_cast<int>(h / kPer);
@@ -82,11 +87,13 @@ void LaunchRmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y, 
   BATON_DISPATCH_FLOAT(
       x.dtype(), "RmsNorm",
       if (vec) {
-        RmsNormVecKernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-            static_cast<const T*>(x.raw()), static_cast<const T*>(weight.raw()), eps, static_cast<T*>(y.raw()), h);
+        LaunchChained("RmsNorm", RmsNormVecKernel<T>, dim3(static_cast<unsigned>(n)), dim3(kThreads), 0, stream,
+                      static_cast<const T*>(x.raw()), static_cast<const T*>(weight.raw()), eps,
+                      static_cast<T*>(y.raw()), h);
       } else {
-        RmsNormKernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-            static_cast<const T*>(x.raw()), static_cast<const T*>(weight.raw()), eps, static_cast<T*>(y.raw()), h);
+        LaunchChained("RmsNorm", RmsNormKernel<T>, dim3(static_cast<unsigned>(n)), dim3(kThreads), 0, stream,
+                      static_cast<const T*>(x.raw()), static_cast<const T*>(weight.raw()), eps,
+                      static_cast<T*>(y.raw()), h);
       });
   CheckLaunch("RmsNorm");
 }

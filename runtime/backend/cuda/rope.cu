@@ -1,5 +1,6 @@
 #include <algorithm>
 
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/pack.cuh"
 #include "runtime/backend/cuda/rope.cuh"
@@ -17,9 +18,11 @@ constexpr int kThreads = 128;
 constexpr int kMaxHalf = 256;
 
 template <typename T, int W>
-__global__ void __launch_bounds__(kThreads) RopeKernel(T* qkv, int64_t width, const int32_t* positions,
-                                                       const float* inv_freq, int64_t n, int heads, int head_dim,
-                                                       float sin_sign) {
+__global__ void __launch_bounds__(kThreads)
+    RopeKernel(T* qkv, int64_t width, const int32_t* positions, const float* inv_freq, int64_t n, int heads,
+               int head_dim, float sin_sign) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   __shared__ float cos_j[kMaxHalf], sin_j[kMaxHalf];
   const int half = head_dim / 2;
   const int packs_per_head = half / W;
@@ -66,11 +69,10 @@ void LaunchRopeSigned(Tensor& qkv, const Tensor& positions, const Tensor& inv_fr
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(n, 65535LL * 16));
   BATON_DISPATCH_FLOAT(
       qkv.dtype(), op, const int pack = PackWidthFor<T>(head_dim / 2, {qkv.raw()});
-      const int packed = width % pack == 0 ? pack : 1;
-      BATON_DISPATCH_PACK(T, packed,
-                          RopeKernel<T, W><<<blocks, kThreads, 0, stream>>>(
-                              static_cast<T*>(qkv.raw()), width, positions.data<int32_t>(), inv_freq.data<float>(),
-                              n, heads, head_dim, sin_sign)));
+      const int packed = width % pack == 0 ? pack : 1; BATON_DISPATCH_PACK(
+          T, packed,
+          LaunchChained("Rope", RopeKernel<T, W>, dim3(blocks), dim3(kThreads), 0, stream, static_cast<T*>(qkv.raw()),
+                        width, positions.data<int32_t>(), inv_freq.data<float>(), n, heads, head_dim, sin_sign)));
   CheckLaunch(op);
 }
 

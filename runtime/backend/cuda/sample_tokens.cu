@@ -1,6 +1,7 @@
 #include <cfloat>
 #include <climits>
 
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/sample_tokens.cuh"
 
@@ -189,6 +190,8 @@ struct SharedState {
 template <typename T>
 __global__ void __launch_bounds__(kThreads) SampleTokensKernel(const T* logits, int vocab, const SampleRow* rows,
                                                                const int32_t* context, float* work, int32_t* tokens) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   __shared__ SharedState sh;
   const int row = blockIdx.x, tid = threadIdx.x;
   const SampleRow prm = rows[row];
@@ -417,8 +420,8 @@ void LaunchSampleTokens(const Tensor& logits, const SampleRow* rows, const int32
   const int vocab = static_cast<int>(logits.dim(1));
   BATON_DISPATCH_FLOAT(
       logits.dtype(), "SampleTokens",
-      SampleTokensKernel<T><<<static_cast<unsigned>(n), kThreads, 0, stream>>>(
-          static_cast<const T*>(logits.raw()), vocab, rows, context, static_cast<float*>(workspace), tokens));
+      LaunchChained("SampleTokens", SampleTokensKernel<T>, dim3(static_cast<unsigned>(n)), dim3(kThreads), 0, stream,
+                    static_cast<const T*>(logits.raw()), vocab, rows, context, static_cast<float*>(workspace), tokens));
   CheckLaunch("SampleTokens");
 }
 

@@ -1,3 +1,4 @@
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/store_kv.cuh"
 
@@ -7,6 +8,8 @@ namespace {
 template <typename T>
 __global__ void StoreKvKernel(const T* qkv, int64_t width, int64_t q_cols, int64_t kv_cols, const int32_t* slots,
                               int64_t num_slots, int64_t n, T* cache_k, T* cache_v) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n * kv_cols;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t token = i / kv_cols, c = i % kv_cols;
@@ -33,11 +36,11 @@ void LaunchStoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const At
               cache_v.numel() == cache_k.numel(),
           "StoreKv", "cache must be [blocks, block_size, kv_heads, head_dim]");
   if (n * kv_cols == 0) return;
-  BATON_DISPATCH_FLOAT(
-      qkv.dtype(), "StoreKv",
-      StoreKvKernel<T><<<BlocksFor(n * kv_cols, 256), 256, 0, stream>>>(
-          static_cast<const T*>(qkv.raw()), width, q_cols, kv_cols, batch.slot_mapping.data<int32_t>(),
-          cache_k.dim(0) * cache_k.dim(1), n, static_cast<T*>(cache_k.raw()), static_cast<T*>(cache_v.raw())));
+  BATON_DISPATCH_FLOAT(qkv.dtype(), "StoreKv",
+                       LaunchChained("StoreKv", StoreKvKernel<T>, dim3(BlocksFor(n * kv_cols, 256)), dim3(256), 0,
+                                     stream, static_cast<const T*>(qkv.raw()), width, q_cols, kv_cols,
+                                     batch.slot_mapping.data<int32_t>(), cache_k.dim(0) * cache_k.dim(1), n,
+                                     static_cast<T*>(cache_k.raw()), static_cast<T*>(cache_v.raw())));
   CheckLaunch("StoreKv");
 }
 

@@ -1,5 +1,6 @@
 #include <algorithm>
 
+#include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/pack.cuh"
 #include "runtime/backend/cuda/swiglu.cuh"
@@ -13,6 +14,8 @@ constexpr int kThreads = 256;
 // by F (a 64-bit division per element costs more than its memory traffic).
 template <typename T, int W>
 __global__ void SwiGluKernel(const T* gate_up, T* out, int64_t rows, int64_t f) {
+  AllowNextGrid();
+  WaitForPriorGrid();
   const int64_t packs = f / W;
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const T* gate = gate_up + r * 2 * f;
@@ -40,13 +43,12 @@ void LaunchSwiGlu(const Tensor& gate_up, Tensor& out, cudaStream_t stream) {
   Require(gate_up.dtype() == out.dtype(), "SwiGlu", "gate_up and out differ in dtype");
   if (rows * f == 0) return;
   BATON_DISPATCH_FLOAT(
-      out.dtype(), "SwiGlu", const int width = PackWidthFor<T>(f, {gate_up.raw(), out.raw()});
-      BATON_DISPATCH_PACK(
+      out.dtype(), "SwiGlu", const int width = PackWidthFor<T>(f, {gate_up.raw(), out.raw()}); BATON_DISPATCH_PACK(
           T, width, const int64_t packs = f / W;
           const dim3 grid(static_cast<unsigned>(std::min<int64_t>((packs + kThreads - 1) / kThreads, 1024)),
                           static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
-          SwiGluKernel<T, W><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(gate_up.raw()),
-                                                            static_cast<T*>(out.raw()), rows, f)));
+          LaunchChained("SwiGlu", SwiGluKernel<T, W>, dim3(grid), dim3(kThreads), 0, stream,
+                        static_cast<const T*>(gate_up.raw()), static_cast<T*>(out.raw()), rows, f)));
   CheckLaunch("SwiGlu");
 }
 
