@@ -31,6 +31,11 @@ struct PagedAttentionBatch {
   int num_seqs = 0;
   int max_query_len = 0;
   int max_context_len = 0;
+  // Host copy of query_start, filled only when every sequence's new tokens
+  // are its whole context (prompts with nothing cached before them): then
+  // all keys are in qkv itself, and a backend may attend over qkv without
+  // reading the cache (StoreKv still fills it for later steps).
+  std::vector<int> fresh_query_start;
 };
 
 struct AttentionShape {

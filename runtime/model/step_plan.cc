@@ -111,6 +111,9 @@ DeviceStepPlan UploadStepPlan(const StepPlan& plan, Backend& backend) {
   d.attention.num_seqs = num_seqs;
   d.attention.max_query_len = max_query;
   d.attention.max_context_len = max_context;
+  const bool all_fresh = std::all_of(plan.seqs.begin(), plan.seqs.end(),
+                                     [](const SequenceStep& s) { return s.num_new_tokens == s.context_len; });
+  if (all_fresh && num_seqs > 0) d.attention.fresh_query_start.assign(query_start.begin(), query_start.end());
   d.token_ids = backend.Upload(HostI32(plan.token_ids, {n}), DType::kI32);
   d.positions = backend.Upload(HostI32(plan.Positions(), {n}), DType::kI32);
   d.logit_rows = backend.Upload(HostI32(rows, {static_cast<int64_t>(rows.size())}), DType::kI32);

@@ -5,7 +5,9 @@
 // sequences with more than 8 new tokens take the tensor-core prefill kernel
 // and the rest the warp kernel, both in one call; decode-only batches take
 // the GQA decode kernel (decode_attention.cu), with split plans from the
-// real maximum context and from a decode graph's larger context bucket.
+// real maximum context and from a decode graph's larger context bucket;
+// batches of prompts with nothing cached take the fused FlashAttention-2
+// forward over qkv.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -52,6 +54,12 @@ std::vector<Case> Cases() {
       {"odd_head_dim80", 4, 1, 80, 16, 0, 0, {{9, 9}, {1, 50}}},
       {"d32_block32", 2, 1, 32, 32, 0, 0, {{3, 70}, {1, 64}}},
       {"prefill512_d128", 32, 8, 128, 16, 0, 0, {{512, 512}}},
+      // Prompts with nothing cached (every query its whole context): in
+      // F16/BF16 with head_dim 64/128 the backend attends over qkv with the
+      // fused FlashAttention-2 forward instead of reading the cache.
+      {"fresh_ragged_d64_gqa4", 16, 4, 64, 16, 0, 0, {{300, 300}, {17, 17}, {1, 1}, {129, 129}}},
+      {"fresh_window48_d128", 8, 2, 128, 16, 48, 0, {{100, 100}, {260, 260}}},
+      {"fresh_mha_d128", 4, 4, 128, 32, 0, 0, {{64, 64}, {65, 65}}},
       // Decode-only batches (max_query_len 1) take decode_attention.cu: one
       // block per (sequence, kv head, split), the last split merging.
       {"decode_b1_8b_shape", 32, 8, 128, 16, 0, 0, {{1, 130}}},
@@ -115,6 +123,10 @@ Built Build(const Case& c, DType dtype, std::mt19937& rng) {
   b.host.num_seqs = s;
   b.host.max_query_len = max_q;
   b.host.max_context_len = c.context_bucket > 0 ? c.context_bucket : max_ctx;
+  // As UploadStepPlan fills it.
+  if (std::all_of(c.seqs.begin(), c.seqs.end(), [](const Seq& q) { return q.q_len == q.ctx; })) {
+    b.host.fresh_query_start.assign(query_start.begin(), query_start.end());
+  }
   const int64_t width = static_cast<int64_t>(c.heads + 2 * c.kv_heads) * c.head_dim;
   // q wider than k so the softmax is peaked in places, not uniform.
   b.qkv = RandomHost(rng, {b.n, width}, dtype, -2.0f, 2.0f);

@@ -22,6 +22,7 @@
 #include "runtime/backend/cuda/sample_tokens.cuh"
 #include "runtime/backend/cuda/store_kv.cuh"
 #include "runtime/backend/cuda/swiglu.cuh"
+#include "runtime/backend/cuda/training/flash_attention_train.cuh"
 
 namespace baton {
 namespace {
@@ -55,6 +56,7 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, 
   b->decode_attention_ = !EnvOff("BATON_DECODE_ATTENTION");
   b->fused_add_norm_ = !EnvOff("BATON_FUSED_ADD_NORM");
   b->gemv_ = !EnvOff("BATON_GEMV");
+  b->fresh_prefill_ = !EnvOff("BATON_FRESH_PREFILL");
   BATON_CUDA_CHECK(cudaSetDevice(device));
   int major = 0;
   BATON_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
@@ -224,6 +226,14 @@ void CudaBackend::PagedAttention(const Tensor& qkv, const Tensor& cache_k, const
     cuda::LaunchDecodeAttention(qkv, cache_k, cache_v, batch, shape, plan,
                                 split ? static_cast<float*>(attention_workspace_.raw()) : nullptr,
                                 split ? static_cast<int*>(attention_counters_.raw()) : nullptr, out, stream_);
+    return;
+  }
+  if (fresh_prefill_ && !batch.fresh_query_start.empty() && cuda::FlashAttentionSupported(qkv, shape)) {
+    // Every key is in qkv: the fused FlashAttention-2 forward of training
+    // reads it there (tensor cores, 128-row tiles) instead of the paged
+    // prefill kernel gathering it back from the cache.
+    DieIfError(cuda::RunFlashAttentionForward(qkv, batch.fresh_query_start, shape, out, nullptr, stream_),
+               "PagedAttention");
     return;
   }
   const cuda::AttentionPlan plan = cuda::PlanPagedAttention(qkv.dim(0), batch, shape, multiprocessors_);

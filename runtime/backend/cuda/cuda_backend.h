@@ -106,11 +106,14 @@ class CudaBackend final : public Backend {
   // Switches for before/after measurements (environment, read at Create):
   // BATON_DECODE_ATTENTION=off keeps decodes on paged_attention.cu's warp
   // kernel, BATON_FUSED_ADD_NORM=off runs AddNorm as AddInPlace + norm,
-  // BATON_GEMV=off sends products of a few rows to cuBLAS too.
+  // BATON_GEMV=off sends products of a few rows to cuBLAS too,
+  // BATON_FRESH_PREFILL=off keeps prompts with nothing cached on the paged
+  // prefill kernel.
   // (BATON_CHAINED_LAUNCH=off, chained_launch.h, is process-wide.)
   bool decode_attention_ = true;
   bool fused_add_norm_ = true;
   bool gemv_ = true;
+  bool fresh_prefill_ = true;
   Tensor sampling_workspace_;   // SampleTokens' per-row scratch, grown on demand
   std::vector<cudaGraphExec_t> graphs_;  // by id; null once dropped
   bool capturing_ = false;

@@ -703,7 +703,7 @@ Status RunCausalAttentionForward(cublasHandle_t handle, const Tensor& qkv, const
   BATON_RETURN_IF_ERROR(CheckRows(op, "out", out, qkv.dim(0), l.q_cols, qkv.dtype()));
   BATON_RETURN_IF_ERROR(CheckRows(op, "lse", lse, qkv.dim(0), l.heads, DType::kF32));
   BATON_RETURN_IF_ERROR(CheckWorkspace(op, workspace));
-  if (FlashAttentionSupported(qkv, shape)) return RunFlashAttentionForward(qkv, seq_starts, shape, out, lse, stream);
+  if (FlashAttentionSupported(qkv, shape)) return RunFlashAttentionForward(qkv, seq_starts, shape, out, &lse, stream);
   return OnStream(handle, stream, [&]() -> Status {
     for (size_t i = 1; i < seq_starts.size(); ++i) {
       const int len = seq_starts[i] - seq_starts[i - 1];

@@ -27,7 +27,7 @@ struct Params {
   const void* out;   // backward: the forward's O
   const void* dout;  // backward
   void* dst;         // forward: O; backward: dqkv
-  float* lse_out;    // forward
+  float* lse_out;    // forward; null: not wanted (inference prefill)
   const float* lse;  // backward
   float* dq;         // backward scratch [R, q] F32, row 0 = first_row
   float* dsum;       // backward scratch [R, heads] F32: D = rowsum(dO * O)
@@ -286,7 +286,7 @@ __global__ void __launch_bounds__(kThreads) FlashForwardKernel(const __grid_cons
     uint32_t* dst = reinterpret_cast<uint32_t*>(out + row * p.q_cols + static_cast<int64_t>(h) * D + (lane & 3) * 2);
 #pragma unroll
     for (int dt = 0; dt < D / 8; ++dt) dst[dt * 4] = Pack<T>(o[dt][2 * i] * inv, o[dt][2 * i + 1] * inv);
-    if ((lane & 3) == 0) p.lse_out[row * p.heads + h] = m[i] * p.scale + logf(sum);
+    if ((lane & 3) == 0 && p.lse_out != nullptr) p.lse_out[row * p.heads + h] = m[i] * p.scale + logf(sum);
   }
 }
 
@@ -639,10 +639,10 @@ size_t FlashAttentionWorkspaceBytes(const std::vector<int>& seq_starts, const At
 }
 
 Status RunFlashAttentionForward(const Tensor& qkv, const std::vector<int>& seq_starts, const AttentionShape& shape,
-                                Tensor& out, Tensor& lse, cudaStream_t stream) {
+                                Tensor& out, Tensor* lse, cudaStream_t stream) {
   Params p = MakeParams(qkv, shape);
   p.dst = out.raw();
-  p.lse_out = lse.data<float>();
+  p.lse_out = lse != nullptr ? lse->data<float>() : nullptr;
   const bool bf16 = qkv.dtype() == DType::kBF16;
   if (shape.head_dim == 64) {
     return bf16 ? Forward<__nv_bfloat16, 64>(p, seq_starts, stream) : Forward<__half, 64>(p, seq_starts, stream);

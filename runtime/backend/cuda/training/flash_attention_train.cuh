@@ -41,9 +41,11 @@ bool FlashAttentionSupported(DType dtype, const AttentionShape& shape);
 // forward needs none.
 size_t FlashAttentionWorkspaceBytes(const std::vector<int>& seq_starts, const AttentionShape& shape);
 
-// qkv [N, W], out [N, q] (T), lse [N, heads] (F32), as RunCausalAttentionForward.
+// qkv [N, W], out [N, q] (T), lse [N, heads] (F32) or null (not written),
+// as RunCausalAttentionForward. The inference backend runs it too, for
+// prefills whose keys are all in qkv (CudaBackend::PagedAttention).
 Status RunFlashAttentionForward(const Tensor& qkv, const std::vector<int>& seq_starts, const AttentionShape& shape,
-                                Tensor& out, Tensor& lse, cudaStream_t stream);
+                                Tensor& out, Tensor* lse, cudaStream_t stream);
 
 // Writes dqkv's q + 2 kv columns of the rows inside the sequences (the
 // caller zeroes the rest). workspace: at least FlashAttentionWorkspaceBytes.
