@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <library_types.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -64,6 +65,21 @@ __device__ __forceinline__ float BlockSum(float v, float* scratch) {
 void CheckLaunch(const char* op);  // cudaGetLastError after a launch
 inline void Require(bool ok, const char* op, const char* what) {
   if (!ok) DieCuda(op, what);
+}
+
+// The cuBLAS/cuBLASLt data type of a float DType; `op` names the caller if
+// the dtype is not one.
+inline cudaDataType_t CudaDataType(DType t, const char* op) {
+  switch (t) {
+    case DType::kF32:
+      return CUDA_R_32F;
+    case DType::kF16:
+      return CUDA_R_16F;
+    case DType::kBF16:
+      return CUDA_R_16BF;
+    default:
+      DieCuda(op, "tensor dtype is not F32/F16/BF16");
+  }
 }
 
 inline unsigned BlocksFor(int64_t n, int threads) {

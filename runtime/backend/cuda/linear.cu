@@ -15,19 +15,6 @@ __global__ void BroadcastRowsKernel(const T* bias, T* y, int64_t m, int64_t n) {
   }
 }
 
-cudaDataType_t CudaType(DType t) {
-  switch (t) {
-    case DType::kF32:
-      return CUDA_R_32F;
-    case DType::kF16:
-      return CUDA_R_16F;
-    case DType::kBF16:
-      return CUDA_R_16BF;
-    default:
-      DieCuda("Linear", "tensor dtype is not F32/F16/BF16");
-  }
-}
-
 }  // namespace
 
 void RunLinear(cublasHandle_t handle, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
@@ -53,7 +40,7 @@ void RunLinear(cublasHandle_t handle, const Tensor& x, const Tensor& w, const Te
   // Row-major y[M,N] = x[M,K] w[N,K]^T is column-major y^T[N,M] = w^T x^T:
   // w read as a column-major K x N matrix, transposed; x as K x M.
   const float alpha = 1.0f, beta = has_bias ? 1.0f : 0.0f;
-  const cudaDataType_t type = CudaType(x.dtype());
+  const cudaDataType_t type = CudaDataType(x.dtype(), "Linear");
   const int ld = static_cast<int>(k > 0 ? k : 1);  // cuBLAS wants ld >= 1 even for K = 0
   const cublasStatus_t st = cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n), static_cast<int>(m),
                                          static_cast<int>(k), &alpha, w.raw(), type, ld, x.raw(), type, ld, &beta,

@@ -269,17 +269,6 @@ __global__ void StoreKvGradKernel(const float* acc, T* dqkv, int rows, int kv_co
   }
 }
 
-cudaDataType_t CudaType(DType t) {
-  switch (t) {
-    case DType::kF16:
-      return CUDA_R_16F;
-    case DType::kBF16:
-      return CUDA_R_16BF;
-    default:
-      return CUDA_R_32F;
-  }
-}
-
 int64_t RoundUp(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 // Geometry of the qkv rows and heads.
@@ -301,7 +290,7 @@ Layout MakeLayout(const Tensor& qkv, const AttentionShape& s) {
   l.q_cols = int64_t{s.num_heads} * s.head_dim;
   l.kv_cols = int64_t{s.num_kv_heads} * s.head_dim;
   l.elem = static_cast<int64_t>(DTypeBytes(qkv.dtype(), 1));
-  l.type = CudaType(qkv.dtype());
+  l.type = CudaDataType(qkv.dtype(), "CausalAttention");
   return l;
 }
 

@@ -32,19 +32,6 @@ __global__ void ColumnSumKernel(const T* dy, float* db, int64_t m, int64_t n, in
   }
 }
 
-cudaDataType_t CudaType(DType t) {
-  switch (t) {
-    case DType::kF32:
-      return CUDA_R_32F;
-    case DType::kF16:
-      return CUDA_R_16F;
-    case DType::kBF16:
-      return CUDA_R_16BF;
-    default:
-      DieCuda("LinearBackward", "tensor dtype is not F32/F16/BF16");
-  }
-}
-
 Status LaunchColumnSum(const Tensor& dy, Tensor& db, cudaStream_t stream) {
   const int64_t m = dy.dim(0), n = dy.dim(1);
   // About 1024 blocks in all, each summing at least 64 rows of its columns.
@@ -81,7 +68,7 @@ Status RunLinearBackward(cublasHandle_t handle, const Tensor& x, const Tensor& w
   Require(m < (1LL << 31) && n < (1LL << 31) && k < (1LL << 31), op, "dimension past int range");
   if (m == 0) return Status::Ok();
   BATON_CUBLAS_CHECK(cublasSetStream(handle, stream));
-  const cudaDataType_t type = CudaType(x.dtype());
+  const cudaDataType_t type = CudaDataType(x.dtype(), "LinearBackward");
   const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
   const float one = 1.0f, zero = 0.0f;
   if (has_dx && k > 0) {

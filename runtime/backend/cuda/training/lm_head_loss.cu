@@ -242,7 +242,7 @@ StatusOr<LossSum> RunLmHeadCrossEntropy(cublasHandle_t handle, const Tensor& x, 
   BATON_CUDA_CHECK(cudaMemsetAsync(acc, 0, sizeof(LossAccumulator), stream));
   BATON_CUDA_CHECK(cudaMemsetAsync(&acc->bad_row, 0xFF, sizeof(acc->bad_row), stream));
 
-  const cudaDataType_t type = dtype == DType::kF32 ? CUDA_R_32F : (dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_16F);
+  const cudaDataType_t type = CudaDataType(dtype, "LmHeadCrossEntropy");
   const size_t elem = DTypeBytes(dtype, 1);
   const int ih = static_cast<int>(h), iv = static_cast<int>(vocab);
   const int ld_grad = static_cast<int>(vocab * static_cast<int64_t>(sizeof(float) / elem));  // T row stride
