@@ -56,6 +56,13 @@ with open(path, "w") as f:
     for _ in range(n):
         f.write(json.dumps({"input_ids": [rng.randrange(0, 128000) for _ in range(seq)]}) + "\n")
 PYEOF
+# `baton finetune`'s arguments shared by every run of a layout (none has a
+# space: word splitting is safe); $1: steps. Reads $layout and $mbs.
+finetune_args() {
+  echo finetune --device cuda --dtype bf16 --model $M --data "$OUT/data.jsonl" --out /tmp/ft_$layout \
+    --seq-len "$SEQ" --batch-size "$BATCH" --micro-batch-size "$mbs" --steps "$1" --lr 1e-5 --lr-schedule constant \
+    --no-shuffle --json
+}
 for layout in $LAYOUTS; do
   case $layout in
     1) np=1 mbs=$MBS args=() ;;
@@ -71,10 +78,8 @@ for layout in $LAYOUTS; do
   [ $np -gt 1 ] && launch=(mpirun -np $np --bind-to none --mca btl_vader_single_copy_mechanism none -x LD_LIBRARY_PATH
     -x NCCL_NVLS_ENABLE)
   step "baton finetune, layout $layout"
-  timeout 300 "${launch[@]}" "$BIN/baton" finetune --device cuda --dtype bf16 --model $M --data "$OUT/data.jsonl" \
-    --out /tmp/ft_$layout --seq-len "$SEQ" --batch-size "$BATCH" --micro-batch-size "$mbs" --steps "$STEPS" \
-    --lr 1e-5 --lr-schedule constant --no-shuffle --json "${args[@]}" >"$OUT/$layout.jsonl" 2>"$OUT/$layout.log" ||
-    status=1
+  timeout 300 "${launch[@]}" "$BIN/baton" $(finetune_args "$STEPS") "${args[@]}" >"$OUT/$layout.jsonl" \
+    2>"$OUT/$layout.log" || status=1
   grep -E "rank|rror" "$OUT/$layout.log" | head -6
   tail -2 "$OUT/$layout.jsonl"
   nvidia-smi --query-gpu=index,memory.used --format=csv,noheader | tr '\n' ' '
@@ -84,9 +89,7 @@ for layout in $LAYOUTS; do
     step "kernel times under ncu, layout $layout"
     ncu_steps=${NCU_STEPS:-2}
     timeout 500 ncu --csv --metrics gpu__time_duration.sum --cache-control none --clock-control none \
-      --log-file "$OUT/$layout.ncu.csv" "$BIN/baton" finetune --device cuda --dtype bf16 --model $M \
-      --data "$OUT/data.jsonl" --out /tmp/ft_$layout --seq-len "$SEQ" --batch-size "$BATCH" --micro-batch-size "$mbs" \
-      --steps "$ncu_steps" --lr 1e-5 --lr-schedule constant --no-shuffle --json "${args[@]}" >/dev/null \
+      --log-file "$OUT/$layout.ncu.csv" "$BIN/baton" $(finetune_args "$ncu_steps") "${args[@]}" >/dev/null \
       2>"$OUT/$layout.ncu.log" || status=1
     $PY bench/gpu/ncu_summary.py "$OUT/$layout.ncu.csv" --divide "$ncu_steps" >"$OUT/$layout.kernels.json" || status=1
     head -c 3000 "$OUT/$layout.kernels.json"
