@@ -116,9 +116,8 @@ Tensor Stage::DeviceLogits(const DeviceStepPlan& plan, const Tensor& hidden) {
   Tensor picked = backend_.Allocate({rows, config_.hidden_size}, backend_.compute_dtype());
   backend_.GatherRows(hidden, plan.logit_rows, picked);
   Tensor normed = backend_.Allocate({rows, config_.hidden_size}, backend_.compute_dtype());
-  ApplyNorm(backend_, config_, picked, weights_.final_norm_w, weights_.final_norm_b, normed);
   Tensor logits = backend_.Allocate({rows, config_.vocab_size}, backend_.compute_dtype());
-  backend_.Linear(normed, weights_.lm_head, Tensor(), logits);
+  FinalNormAndHead(picked, normed, logits);
   return logits;
 }
 
@@ -272,9 +271,13 @@ void Stage::RunPaddedStep(const DeviceStepPlan& plan, int bucket) {
   Tensor picked = graph_picked_.Rows(0, bucket);
   backend_.GatherRows(hidden, plan.logit_rows, picked);
   Tensor normed = graph_normed_.Rows(0, bucket);
-  ApplyNorm(backend_, config_, picked, weights_.final_norm_w, weights_.final_norm_b, normed);
   Tensor logits = graph_logits_.Rows(0, bucket);
-  backend_.Linear(normed, weights_.lm_head, Tensor(), logits);
+  FinalNormAndHead(picked, normed, logits);
+}
+
+void Stage::FinalNormAndHead(const Tensor& picked, Tensor& normed, Tensor& logits) {
+  const LinearStep step = NormThenLinear(config_, weights_.final_norm_w, weights_.final_norm_b, LinearEpilogue::kStore);
+  backend_.FusedLinear(picked, weights_.lm_head, Tensor(), step, normed, logits, logits);
 }
 
 }  // namespace baton

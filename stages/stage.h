@@ -86,6 +86,8 @@ class Stage {
   Tensor GraphDecode(const StepPlan& plan);
   // The padded step on the graph buffers: embedding to logits [bucket, vocab].
   void RunPaddedStep(const DeviceStepPlan& plan, int bucket);
+  // logits = lm_head(final norm(picked)); normed: the norm's scratch.
+  void FinalNormAndHead(const Tensor& picked, Tensor& normed, Tensor& logits);
   void DropDecodeGraphs();
 
   ModelConfig config_;

@@ -85,6 +85,24 @@ void OpTimingBackend::AddNorm(NormOp op, const Tensor& x, Tensor& residual, cons
                               float eps, Tensor& normed) {
   BATON_TIMED("AddNorm", inner_.AddNorm(op, x, residual, weight, bias, eps, normed));
 }
+void OpTimingBackend::FusedLinear(const Tensor& x, const Tensor& w, const Tensor& bias, const LinearStep& step,
+                                  Tensor& normed, Tensor& staging, Tensor& out) {
+  static const char* const kEpilogue[] = {"", " +swiglu", " +add"};
+  const std::string name = std::string(step.norm_weight != nullptr ? "Norm+" : "") + "Linear " +
+                           std::to_string(w.dim(1)) + "->" + std::to_string(w.dim(0)) +
+                           kEpilogue[static_cast<int>(step.epilogue)];
+  BATON_TIMED(name, inner_.FusedLinear(x, w, bias, step, normed, staging, out));
+}
+void OpTimingBackend::RopeStoreKv(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                                  const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+                                  Tensor& cache_v) {
+  BATON_TIMED("RopeStoreKv", inner_.RopeStoreKv(qkv, positions, inv_freq, batch, shape, cache_k, cache_v));
+}
+void OpTimingBackend::RopeAttention(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                                    const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+                                    Tensor& cache_v, Tensor& out) {
+  BATON_TIMED("RopeAttention", inner_.RopeAttention(qkv, positions, inv_freq, batch, shape, cache_k, cache_v, out));
+}
 void OpTimingBackend::Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads,
                            int num_kv_heads, int head_dim) {
   BATON_TIMED("Rope", inner_.Rope(qkv, positions, inv_freq, num_heads, num_kv_heads, head_dim));

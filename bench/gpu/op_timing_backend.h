@@ -44,6 +44,12 @@ class OpTimingBackend final : public Backend {
   void AddInPlace(Tensor& x, const Tensor& y) override;
   void AddNorm(NormOp op, const Tensor& x, Tensor& residual, const Tensor& weight, const Tensor& bias, float eps,
                Tensor& normed) override;
+  void FusedLinear(const Tensor& x, const Tensor& w, const Tensor& bias, const LinearStep& step, Tensor& normed,
+                   Tensor& staging, Tensor& out) override;
+  void RopeStoreKv(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, const PagedAttentionBatch& batch,
+                   const AttentionShape& shape, Tensor& cache_k, Tensor& cache_v) override;
+  void RopeAttention(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, const PagedAttentionBatch& batch,
+                     const AttentionShape& shape, Tensor& cache_k, Tensor& cache_v, Tensor& out) override;
   void Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
             int head_dim) override;
   void GeluNew(Tensor& x) override;

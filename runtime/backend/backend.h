@@ -74,6 +74,23 @@ inline constexpr int32_t kSampleOnHost = -2;
 // Which norm Backend::AddNorm applies.
 enum class NormOp { kLayerNorm, kRmsNorm };
 
+// What Backend::FusedLinear does with the product z = in . w^T + bias.
+enum class LinearEpilogue {
+  kStore,       // out = z
+  kSwiGlu,      // w [2F, K], out [M, F]: out[:, i] = silu(z[:, i]) * z[:, F + i]
+  kAccumulate,  // out += z (a residual add)
+};
+
+// The passes around a linear layer that a backend may fuse into it: an
+// optional norm of its input (norm_weight null: none) and an epilogue.
+struct LinearStep {
+  NormOp norm = NormOp::kRmsNorm;
+  const Tensor* norm_weight = nullptr;
+  const Tensor* norm_bias = nullptr;  // LayerNorm only; null or undefined: none
+  float norm_eps = 0.0f;
+  LinearEpilogue epilogue = LinearEpilogue::kStore;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -113,6 +130,38 @@ class Backend {
       RmsNorm(residual, weight, eps, normed);
     }
   }
+  // A linear layer with its input norm and epilogue (LinearStep): the same
+  // result as the separate ops, which the default runs (so the CPU's is
+  // bit-identical to them): `normed` [M, K] takes the normed input when a
+  // norm is asked, and `staging` [M, w rows] the product before a kSwiGlu or
+  // kAccumulate epilogue. A backend that fuses may leave both untouched: at
+  // decode the GPU folds the norm and the epilogue into its GEMV, which
+  // saves a kernel and a pass over the activations each.
+  virtual void FusedLinear(const Tensor& x, const Tensor& w, const Tensor& bias, const LinearStep& step, Tensor& normed,
+                           Tensor& staging, Tensor& out) {
+    const Tensor* in = &x;
+    if (step.norm_weight != nullptr) {
+      if (step.norm == NormOp::kLayerNorm) {
+        LayerNorm(x, *step.norm_weight, step.norm_bias != nullptr ? *step.norm_bias : Tensor(), step.norm_eps, normed);
+      } else {
+        RmsNorm(x, *step.norm_weight, step.norm_eps, normed);
+      }
+      in = &normed;
+    }
+    switch (step.epilogue) {
+      case LinearEpilogue::kStore:
+        Linear(*in, w, bias, out);
+        return;
+      case LinearEpilogue::kSwiGlu:
+        Linear(*in, w, bias, staging);
+        SwiGlu(staging, out);
+        return;
+      case LinearEpilogue::kAccumulate:
+        Linear(*in, w, bias, staging);
+        AddInPlace(out, staging);
+        return;
+    }
+  }
   // Rotates the first `num_heads` and next `num_kv_heads` head slices of
   // each row of qk (rotate-half convention, as transformers' Llama) by
   // position * inv_freq. qk [N, (num_heads + num_kv_heads) * head_dim] may
@@ -128,6 +177,25 @@ class Backend {
   // cache_k/cache_v: [num_blocks, block_size, num_kv_heads, head_dim].
   virtual void StoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape,
                        Tensor& cache_k, Tensor& cache_v) = 0;
+  // Rope on qkv's q and k columns (positions, inv_freq as Rope; the heads
+  // from `shape`), then StoreKv of the rotated K and of V: the default runs
+  // the two ops, a backend may do both in one pass.
+  virtual void RopeStoreKv(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                           const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+                           Tensor& cache_v) {
+    Rope(qkv, positions, inv_freq, shape.num_heads, shape.num_kv_heads, shape.head_dim);
+    StoreKv(qkv, batch, shape, cache_k, cache_v);
+  }
+  // A rotary layer's attention: RopeStoreKv, then PagedAttention into
+  // `out` (the default runs the two). qkv is scratch afterwards: a backend
+  // that rotates q and k as its attention kernel reads them (the GPU's
+  // decode kernel) leaves it unrotated.
+  virtual void RopeAttention(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                             const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+                             Tensor& cache_v, Tensor& out) {
+    RopeStoreKv(qkv, positions, inv_freq, batch, shape, cache_k, cache_v);
+    PagedAttention(qkv, cache_k, cache_v, batch, shape, out);
+  }
   // Causal attention of the new tokens' queries (the first q columns of
   // qkv) over each sequence's cached K/V; out [N, num_heads * head_dim].
   virtual void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,

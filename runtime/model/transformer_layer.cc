@@ -17,46 +17,62 @@ void ApplyAddNorm(Backend& backend, const ModelConfig& config, const Tensor& x, 
   backend.AddNorm(op, x, residual, weight, bias, config.norm_eps, normed);
 }
 
+LinearStep NormThenLinear(const ModelConfig& config, const Tensor& weight, const Tensor& bias,
+                          LinearEpilogue epilogue) {
+  LinearStep step;
+  step.norm = config.norm == NormKind::kLayerNorm ? NormOp::kLayerNorm : NormOp::kRmsNorm;
+  step.norm_weight = &weight;
+  step.norm_bias = &bias;
+  step.norm_eps = config.norm_eps;
+  step.epilogue = epilogue;
+  return step;
+}
+
 namespace {
 
-// One layer. With `mlp_out_pending`, the previous layer's MLP output is in
-// buffers.proj, not yet added to hidden: the add is fused with this layer's
-// input norm. This layer's MLP output is left there the same way.
-void LayerForward(const LayerContext& ctx, const LayerWeights& w, Tensor& hidden, bool mlp_out_pending,
-                  Tensor& cache_k, Tensor& cache_v) {
+LinearStep ResidualAdd() {
+  LinearStep step;
+  step.epilogue = LinearEpilogue::kAccumulate;
+  return step;
+}
+
+// One layer: each norm rides on the linear layer after it and each
+// residual add on the linear layer before it (Backend::FusedLinear), and
+// RoPE and the K/V store ride on attention (Backend::RopeAttention): a
+// decode step on the GPU runs five kernels a layer.
+void LayerForward(const LayerContext& ctx, const LayerWeights& w, Tensor& hidden, Tensor& cache_k, Tensor& cache_v) {
   Backend& be = ctx.backend;
   const ModelConfig& c = ctx.config;
   const int64_t n = hidden.dim(0);
-
-  // Attention block.
   Tensor normed = ctx.buffers.normed(n);
   Tensor proj = ctx.buffers.proj(n);
-  if (mlp_out_pending) {
-    ApplyAddNorm(be, c, proj, hidden, w.attn_norm_w, w.attn_norm_b, normed);
-  } else {
-    ApplyNorm(be, c, hidden, w.attn_norm_w, w.attn_norm_b, normed);
-  }
-  Tensor qkv = ctx.buffers.qkv(n);
-  be.Linear(normed, w.qkv_w, w.qkv_b, qkv);
-  if (c.positions == PositionKind::kRope) {
-    be.Rope(qkv, ctx.plan.positions, ctx.rope_inv_freq, c.num_heads, c.num_kv_heads, c.head_dim);
-  }
-  be.StoreKv(qkv, ctx.plan.attention, ctx.attention, cache_k, cache_v);
-  Tensor attn = ctx.buffers.attn(n);
-  be.PagedAttention(qkv, cache_k, cache_v, ctx.plan.attention, ctx.attention, attn);
-  be.Linear(attn, w.o_w, w.o_b, proj);
 
-  // MLP block; its norm is fused with the attention's residual add.
-  ApplyAddNorm(be, c, proj, hidden, w.mlp_norm_w, w.mlp_norm_b, normed);
+  // Attention block.
+  Tensor qkv = ctx.buffers.qkv(n);
+  be.FusedLinear(hidden, w.qkv_w, w.qkv_b, NormThenLinear(c, w.attn_norm_w, w.attn_norm_b, LinearEpilogue::kStore),
+                 normed, qkv, qkv);
+  Tensor attn = ctx.buffers.attn(n);
+  if (c.positions == PositionKind::kRope) {
+    be.RopeAttention(qkv, ctx.plan.positions, ctx.rope_inv_freq, ctx.plan.attention, ctx.attention, cache_k, cache_v,
+                     attn);
+  } else {
+    be.StoreKv(qkv, ctx.plan.attention, ctx.attention, cache_k, cache_v);
+    be.PagedAttention(qkv, cache_k, cache_v, ctx.plan.attention, ctx.attention, attn);
+  }
+  be.FusedLinear(attn, w.o_w, w.o_b, ResidualAdd(), normed, proj, hidden);
+
+  // MLP block.
   Tensor up = ctx.buffers.up(n);
-  be.Linear(normed, w.up_w, w.up_b, up);
   if (c.mlp == MlpKind::kSwiGlu) {
     Tensor act = ctx.buffers.act(n);
-    be.SwiGlu(up, act);
-    be.Linear(act, w.down_w, w.down_b, proj);
+    be.FusedLinear(hidden, w.up_w, w.up_b, NormThenLinear(c, w.mlp_norm_w, w.mlp_norm_b, LinearEpilogue::kSwiGlu),
+                   normed, up, act);
+    be.FusedLinear(act, w.down_w, w.down_b, ResidualAdd(), normed, proj, hidden);
   } else {
+    be.FusedLinear(hidden, w.up_w, w.up_b, NormThenLinear(c, w.mlp_norm_w, w.mlp_norm_b, LinearEpilogue::kStore),
+                   normed, up, up);
     be.GeluNew(up);
-    be.Linear(up, w.down_w, w.down_b, proj);
+    be.FusedLinear(up, w.down_w, w.down_b, ResidualAdd(), normed, proj, hidden);
   }
 }
 
@@ -66,9 +82,8 @@ void TransformerLayersForward(const LayerContext& ctx, const std::vector<LayerWe
                               PagedKvCache& cache) {
   for (size_t l = 0; l < layers.size(); ++l) {
     const int layer = static_cast<int>(l);
-    LayerForward(ctx, layers[l], hidden, /*mlp_out_pending=*/l > 0, cache.k(layer), cache.v(layer));
+    LayerForward(ctx, layers[l], hidden, cache.k(layer), cache.v(layer));
   }
-  if (!layers.empty()) ctx.backend.AddInPlace(hidden, ctx.buffers.proj(hidden.dim(0)));
 }
 
 }  // namespace baton

@@ -23,16 +23,17 @@ struct LayerContext {
 };
 
 // Runs `layers` in order; hidden [N, hidden_size] is updated in place and
-// the K/V of the new tokens go to the cache's layers 0, 1, ... Each MLP's
-// residual add is fused with the next layer's input norm
-// (Backend::AddNorm: one kernel instead of two per layer on a GPU; on the
-// CPU bit-identical to the separate ops); the last is a plain add.
+// the K/V of the new tokens go to the cache's layers 0, 1, ...
 void TransformerLayersForward(const LayerContext& ctx, const std::vector<LayerWeights>& layers, Tensor& hidden,
                               PagedKvCache& cache);
 
 // Applies the model's norm (LayerNorm or RMSNorm) with the given weights.
 void ApplyNorm(Backend& backend, const ModelConfig& config, const Tensor& x, const Tensor& weight, const Tensor& bias,
                Tensor& y);
+// The model's norm (weights `weight`, `bias`) as the prologue of a
+// Backend::FusedLinear, with the given epilogue. Holds the addresses of
+// weight and bias.
+LinearStep NormThenLinear(const ModelConfig& config, const Tensor& weight, const Tensor& bias, LinearEpilogue epilogue);
 // residual += x, then normed = the model's norm of residual, in one op
 // (Backend::AddNorm; on the CPU bit-identical to AddInPlace + ApplyNorm).
 void ApplyAddNorm(Backend& backend, const ModelConfig& config, const Tensor& x, Tensor& residual, const Tensor& weight,

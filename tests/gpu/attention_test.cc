@@ -180,6 +180,43 @@ TEST_P(CudaAttention, StoreKvThenPagedAttentionMatchCpu) {
   }
 }
 
+// Backend::RopeAttention: on decode-only batches the GPU rotates q and the
+// new k inside the decode kernel and writes the new K/V itself; otherwise
+// it runs RopeStoreKv and PagedAttention. Against the CPU's two ops: the
+// output and both caches (the new tokens' K rotated, V copied).
+TEST_P(CudaAttention, RopeAttentionMatchesCpu) {
+  const DType dtype = GetParam();
+  BATON_GPU_OR_SKIP(gpu, dtype);
+  std::mt19937 rng(22);
+  for (const Case& c : Cases()) {
+    if (c.head_dim % 2 != 0) continue;
+    SCOPED_TRACE(c.name);
+    Built b = Build(c, dtype, rng);
+    std::vector<int32_t> pos;
+    for (const Seq& q : c.seqs) {
+      for (int t = 0; t < q.q_len; ++t) pos.push_back(q.ctx - q.q_len + t);
+    }
+    const Tensor positions = HostI32(pos, {b.n});
+    Tensor inv_freq = Tensor::Empty({c.head_dim / 2}, DType::kF32);
+    for (int j = 0; j < c.head_dim / 2; ++j) {
+      inv_freq.data<float>()[j] = 1.0f / std::pow(10000.0f, 2.0f * j / c.head_dim);
+    }
+    Tensor dqkv = gpu->Upload(b.qkv, dtype);
+    Tensor dk = gpu->Upload(b.cache_k, dtype), dv = gpu->Upload(b.cache_v, dtype);
+    PagedAttentionBatch dbatch = UploadBatch(*gpu, b.host);
+    Tensor out = Poisoned(*gpu, {b.n, static_cast<int64_t>(c.heads) * c.head_dim}, dtype);
+    gpu->RopeAttention(dqkv, gpu->Upload(positions, DType::kI32), gpu->Upload(inv_freq, DType::kF32), dbatch, b.shape,
+                       dk, dv, out);
+
+    Tensor ref = Tensor::Empty(out.shape(), DType::kF32);
+    Cpu().RopeAttention(b.qkv, positions, inv_freq, b.host, b.shape, b.cache_k, b.cache_v, ref);
+    BATON_EXPECT_CLOSE(gpu->ToHostF32(out), ref, dtype, "RopeAttention " + c.name);
+    BATON_EXPECT_CLOSE(gpu->ToHostF32(dk), b.cache_k, dtype, "RopeAttention cache k " + c.name);
+    const ErrorReport vr = Compare(gpu->ToHostF32(dv), b.cache_v);
+    EXPECT_EQ(vr.rel, 0.0) << "V is a copy: " << vr.ToString();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllFloat, CudaAttention, ::testing::ValuesIn(TestedDTypes()), DTypeParamName);
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 
 #include "runtime/sampling/sampler.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -149,38 +150,47 @@ TEST_P(SampleTokensTest, SameIdsAsTheHostSampler) {
   EXPECT_GT(sampled_top_p, total / 10);  // the partition-order walk is exercised
 }
 
+// All-greedy batches take LaunchGreedyTokens: 16-byte packs when the vocab
+// divides by 8 (128256), element by element otherwise (50257).
 TEST_P(SampleTokensTest, GreedyIsTheArgmaxWithTiesToTheLowestId) {
   const DType dtype = GetParam();
   BATON_GPU_OR_SKIP(gpu, dtype);
   std::mt19937 rng(7);
-  const int64_t vocab = 50257, rows = 6;
-  Tensor logits = RandomLogits(rng, rows, vocab, dtype);
-  float* x = logits.data<float>();
-  x[0 * vocab + 777] = x[0 * vocab + 40000] = 100.0f;              // a tie: the lower id wins
-  for (int64_t v = 0; v < vocab; ++v) x[1 * vocab + v] = kNegInf;  // nothing to pick: id 0
-  x[2 * vocab + 31] = std::numeric_limits<float>::quiet_NaN();     // NaN never wins
-  x[2 * vocab + 32] = 50.0f;
-  x[3 * vocab + 5] = std::numeric_limits<float>::infinity();
-  Tensor device = gpu->Upload(logits, dtype);
-  std::vector<Case> cases(rows);
-  for (Case& c : cases) c.params.temperature = 0.0f;
-  std::vector<int32_t> got;
-  gpu->SampleTokens(device, MakeBatch(cases, std::vector<double>(rows, 0.0)), got);
-  for (int64_t r = 0; r < rows; ++r) {
-    int32_t best = 0;
-    float best_value = kNegInf;
-    for (int64_t v = 0; v < vocab; ++v) {
-      if (x[r * vocab + v] > best_value) {
-        best_value = x[r * vocab + v];
-        best = static_cast<int32_t>(v);
+  for (const int64_t vocab : {50257, 128256}) {
+    SCOPED_TRACE("vocab " + std::to_string(vocab));
+    const int64_t rows = 6;
+    Tensor logits = RandomLogits(rng, rows, vocab, dtype);
+    float* x = logits.data<float>();
+    x[0 * vocab + 777] = x[0 * vocab + 40000] = 100.0f;              // a tie: the lower id wins
+    for (int64_t v = 0; v < vocab; ++v) x[1 * vocab + v] = kNegInf;  // nothing to pick: id 0
+    x[2 * vocab + 31] = std::numeric_limits<float>::quiet_NaN();     // NaN never wins
+    x[2 * vocab + 32] = 50.0f;
+    x[3 * vocab + 5] = std::numeric_limits<float>::infinity();
+    x[4 * vocab + 805] = x[4 * vocab + 803] = 90.0f;  // a tie inside one 8-element pack
+    x[5 * vocab + vocab - 1] = 70.0f;                 // the last id
+    Tensor device = gpu->Upload(logits, dtype);
+    std::vector<Case> cases(rows);
+    for (Case& c : cases) c.params.temperature = 0.0f;
+    std::vector<int32_t> got;
+    gpu->SampleTokens(device, MakeBatch(cases, std::vector<double>(rows, 0.0)), got);
+    for (int64_t r = 0; r < rows; ++r) {
+      int32_t best = 0;
+      float best_value = kNegInf;
+      for (int64_t v = 0; v < vocab; ++v) {
+        if (x[r * vocab + v] > best_value) {
+          best_value = x[r * vocab + v];
+          best = static_cast<int32_t>(v);
+        }
       }
+      EXPECT_EQ(got[r], best) << "row " << r;
     }
-    EXPECT_EQ(got[r], best) << "row " << r;
+    EXPECT_EQ(got[0], 777);
+    EXPECT_EQ(got[1], 0);
+    EXPECT_EQ(got[2], 32);
+    EXPECT_EQ(got[3], 5);
+    EXPECT_EQ(got[4], 803);
+    EXPECT_EQ(got[5], vocab - 1);
   }
-  EXPECT_EQ(got[0], 777);
-  EXPECT_EQ(got[1], 0);
-  EXPECT_EQ(got[2], 32);
-  EXPECT_EQ(got[3], 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypes, SampleTokensTest, ::testing::Values(DType::kF32, DType::kBF16), DTypeParamName);

@@ -1,5 +1,6 @@
 #include "runtime/backend/cuda/cuda_backend.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "runtime/backend/cuda/embedding.cuh"
 #include "runtime/backend/cuda/gather_rows.cuh"
 #include "runtime/backend/cuda/gelu_new.cuh"
+#include "runtime/backend/cuda/gemv.cuh"
 #include "runtime/backend/cuda/layer_norm.cuh"
 #include "runtime/backend/cuda/linear.cuh"
 #include "runtime/backend/cuda/paged_attention.cuh"
@@ -57,6 +59,8 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, 
   b->fused_add_norm_ = !EnvOff("BATON_FUSED_ADD_NORM");
   b->gemv_ = !EnvOff("BATON_GEMV");
   b->fresh_prefill_ = !EnvOff("BATON_FRESH_PREFILL");
+  b->decode_fusions_ = !EnvOff("BATON_DECODE_FUSIONS");
+  if (const char* keys = std::getenv("BATON_DECODE_SPLIT_KEYS")) b->decode_split_keys_ = std::max(1, std::atoi(keys));
   BATON_CUDA_CHECK(cudaSetDevice(device));
   int major = 0;
   BATON_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
@@ -168,6 +172,34 @@ void CudaBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, T
   cuda::RunLinear(cublas_, x, w, bias, y, gemv_, stream_);
 }
 
+void CudaBackend::FusedLinear(const Tensor& x, const Tensor& w, const Tensor& bias, const LinearStep& step,
+                              Tensor& normed, Tensor& staging, Tensor& out) {
+  const Tensor* norm = step.norm_weight;
+  const bool has_bias = bias.defined() && bias.numel() > 0;
+  if (decode_fusions_) {
+    // A few rows: the GEMV takes an RMSNorm (its weight 16-byte aligned) and
+    // any epilogue.
+    const bool rms_or_none = norm == nullptr || (step.norm == NormOp::kRmsNorm && norm->device() == Device::kCuda &&
+                                                 reinterpret_cast<uintptr_t>(norm->raw()) % 16 == 0);
+    if (gemv_ && rms_or_none && x.dim(0) > 0 && x.dim(1) > 0 && cuda::GemvApplies(x, w)) {
+      RequireDevice("FusedLinear", {&x, &w, &bias, &out});
+      cuda::GemvFusion fusion;
+      fusion.rms_weight = norm;
+      fusion.rms_eps = step.norm_eps;
+      fusion.epilogue = step.epilogue;
+      cuda::LaunchGemv(x, w, bias, out, stream_, fusion);
+      return;
+    }
+    // More rows: a residual add is the GEMM's beta = 1 onto out.
+    if (norm == nullptr && step.epilogue == LinearEpilogue::kAccumulate && !has_bias) {
+      RequireDevice("FusedLinear", {&x, &w, &out});
+      cuda::RunLinear(cublas_, x, w, bias, out, gemv_, stream_, /*accumulate=*/true);
+      return;
+    }
+  }
+  Backend::FusedLinear(x, w, bias, step, normed, staging, out);
+}
+
 void CudaBackend::LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) {
   RequireDevice("LayerNorm", {&x, &weight, &bias, &y});
   cuda::LaunchLayerNorm(x, weight, bias, eps, y, stream_);
@@ -199,6 +231,17 @@ void CudaBackend::Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_f
   cuda::LaunchRope(qkv, positions, inv_freq, num_heads, num_kv_heads, head_dim, stream_);
 }
 
+void CudaBackend::RopeStoreKv(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                              const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+                              Tensor& cache_v) {
+  if (!decode_fusions_) {
+    Backend::RopeStoreKv(qkv, positions, inv_freq, batch, shape, cache_k, cache_v);
+    return;
+  }
+  RequireDevice("RopeStoreKv", {&qkv, &positions, &inv_freq, &batch.slot_mapping, &cache_k, &cache_v});
+  cuda::LaunchRopeStoreKv(qkv, positions, inv_freq, batch, shape, cache_k, cache_v, stream_);
+}
+
 void CudaBackend::GeluNew(Tensor& x) {
   RequireDevice("GeluNew", {&x});
   cuda::LaunchGeluNew(x, stream_);
@@ -220,12 +263,7 @@ void CudaBackend::PagedAttention(const Tensor& qkv, const Tensor& cache_k, const
   RequireDevice("PagedAttention",
                 {&qkv, &cache_k, &cache_v, &batch.query_start, &batch.context_len, &batch.block_tables, &out});
   if (decode_attention_ && cuda::DecodeAttentionSupported(qkv, cache_k, cache_v, batch, shape)) {
-    const cuda::DecodeAttentionPlan plan = cuda::PlanDecodeAttention(qkv.dim(0), batch, shape, multiprocessors_);
-    EnsureAttentionScratch(plan.workspace_floats, plan.counters);
-    const bool split = plan.num_splits > 1;
-    cuda::LaunchDecodeAttention(qkv, cache_k, cache_v, batch, shape, plan,
-                                split ? static_cast<float*>(attention_workspace_.raw()) : nullptr,
-                                split ? static_cast<int*>(attention_counters_.raw()) : nullptr, out, stream_);
+    RunDecodeAttention(qkv, cache_k, cache_v, batch, shape, out, nullptr);
     return;
   }
   if (fresh_prefill_ && !batch.fresh_query_start.empty() && cuda::FlashAttentionSupported(qkv, shape)) {
@@ -240,6 +278,31 @@ void CudaBackend::PagedAttention(const Tensor& qkv, const Tensor& cache_k, const
   EnsureAttentionScratch(plan.workspace_floats, 0);
   float* workspace = plan.num_splits > 1 ? static_cast<float*>(attention_workspace_.raw()) : nullptr;
   cuda::LaunchPagedAttention(qkv, cache_k, cache_v, batch, shape, plan, workspace, out, stream_);
+}
+
+void CudaBackend::RunDecodeAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
+                                     const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& out,
+                                     const cuda::DecodeRope* rope) {
+  const cuda::DecodeAttentionPlan plan =
+      cuda::PlanDecodeAttention(qkv.dim(0), batch, shape, multiprocessors_, decode_split_keys_);
+  EnsureAttentionScratch(plan.workspace_floats, plan.counters);
+  const bool split = plan.num_splits > 1;
+  cuda::LaunchDecodeAttention(qkv, cache_k, cache_v, batch, shape, plan,
+                              split ? static_cast<float*>(attention_workspace_.raw()) : nullptr,
+                              split ? static_cast<int*>(attention_counters_.raw()) : nullptr, out, stream_, rope);
+}
+
+void CudaBackend::RopeAttention(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                                const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
+                                Tensor& cache_v, Tensor& out) {
+  if (decode_fusions_ && decode_attention_ && cuda::DecodeAttentionSupported(qkv, cache_k, cache_v, batch, shape)) {
+    RequireDevice("RopeAttention", {&qkv, &positions, &inv_freq, &cache_k, &cache_v, &batch.query_start,
+                                    &batch.context_len, &batch.block_tables, &batch.slot_mapping, &out});
+    const cuda::DecodeRope rope{positions, inv_freq, &cache_k, &cache_v};
+    RunDecodeAttention(qkv, cache_k, cache_v, batch, shape, out, &rope);
+    return;
+  }
+  Backend::RopeAttention(qkv, positions, inv_freq, batch, shape, cache_k, cache_v, out);
 }
 
 void CudaBackend::EnsureAttentionScratch(int64_t floats, int64_t counters) {
@@ -274,26 +337,38 @@ void CudaBackend::SampleTokens(const Tensor& logits, const SampleBatch& batch, s
   }
   tokens.assign(static_cast<size_t>(rows), kSampleOnHost);
   if (rows == 0) return;
+  Tensor out = Allocate({rows}, DType::kI32);
+  const bool all_greedy = std::all_of(batch.rows.begin(), batch.rows.end(), [](const SampleRow& r) {
+    return r.temperature == 0.0f && r.repetition_penalty == 1.0f;
+  });
+  if (all_greedy) {
+    cuda::LaunchGreedyTokens(logits, out.data<int32_t>(), stream_);
+    CopyTokensToHost(out, tokens);
+    return;
+  }
   const size_t work = cuda::SampleTokensWorkspaceBytes(rows, logits.dim(1));
   if (sampling_workspace_.raw() == nullptr || work > sampling_workspace_.nbytes()) {
     sampling_workspace_ = Allocate({static_cast<int64_t>(work)}, DType::kI8);
   }
   const size_t param_bytes = batch.rows.size() * sizeof(SampleRow);
   Tensor params = Allocate({static_cast<int64_t>(param_bytes)}, DType::kI8);
-  BATON_CUDA_OR_DIE("SampleTokens", cudaMemcpyAsync(params.raw(), batch.rows.data(), param_bytes,
-                                                    cudaMemcpyHostToDevice, stream_));
+  BATON_CUDA_OR_DIE("SampleTokens",
+                    cudaMemcpyAsync(params.raw(), batch.rows.data(), param_bytes, cudaMemcpyHostToDevice, stream_));
   Tensor context;
   if (!batch.context.empty()) {
     context = Allocate({static_cast<int64_t>(batch.context.size())}, DType::kI32);
     BATON_CUDA_OR_DIE("SampleTokens", cudaMemcpyAsync(context.raw(), batch.context.data(), context.nbytes(),
                                                       cudaMemcpyHostToDevice, stream_));
   }
-  Tensor out = Allocate({rows}, DType::kI32);
   cuda::LaunchSampleTokens(logits, static_cast<const SampleRow*>(params.raw()),
                            static_cast<const int32_t*>(context.raw()), sampling_workspace_.raw(), out.data<int32_t>(),
                            stream_);
-  BATON_CUDA_OR_DIE("SampleTokens", cudaMemcpyAsync(tokens.data(), out.raw(), out.nbytes(), cudaMemcpyDeviceToHost,
-                                                    stream_));
+  CopyTokensToHost(out, tokens);
+}
+
+void CudaBackend::CopyTokensToHost(const Tensor& ids, std::vector<int32_t>& tokens) {
+  BATON_CUDA_OR_DIE("SampleTokens",
+                    cudaMemcpyAsync(tokens.data(), ids.raw(), ids.nbytes(), cudaMemcpyDeviceToHost, stream_));
   DieIfError(Synchronize(), "SampleTokens");
 }
 
@@ -303,8 +378,8 @@ void CudaBackend::CopyToDevice(const Tensor& host, Tensor& device) {
     Die("CopyToDevice", "host " + host.DebugString() + " does not fit " + device.DebugString());
   }
   if (host.nbytes() == 0) return;
-  BATON_CUDA_OR_DIE("CopyToDevice", cudaMemcpyAsync(device.raw(), host.raw(), host.nbytes(), cudaMemcpyHostToDevice,
-                                                    stream_));
+  BATON_CUDA_OR_DIE("CopyToDevice",
+                    cudaMemcpyAsync(device.raw(), host.raw(), host.nbytes(), cudaMemcpyHostToDevice, stream_));
 }
 
 void CudaBackend::BeginGraph() {

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "runtime/backend/backend.h"
+#include "runtime/backend/cuda/decode_attention.cuh"
 #include "runtime/backend/cuda/device_allocator.h"
 
 namespace baton {
@@ -59,6 +60,8 @@ class CudaBackend final : public Backend {
   void Embedding(const Tensor& ids, const Tensor& table, Tensor& out) override;
   void AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x) override;
   void Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
+  void FusedLinear(const Tensor& x, const Tensor& w, const Tensor& bias, const LinearStep& step, Tensor& normed,
+                   Tensor& staging, Tensor& out) override;
   void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) override;
   void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) override;
   void AddInPlace(Tensor& x, const Tensor& y) override;
@@ -66,12 +69,16 @@ class CudaBackend final : public Backend {
                Tensor& normed) override;
   void Rope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
             int head_dim) override;
+  void RopeStoreKv(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, const PagedAttentionBatch& batch,
+                   const AttentionShape& shape, Tensor& cache_k, Tensor& cache_v) override;
   void GeluNew(Tensor& x) override;
   void SwiGlu(const Tensor& gate_up, Tensor& out) override;
   void StoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
                Tensor& cache_v) override;
   void PagedAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v, const PagedAttentionBatch& batch,
                       const AttentionShape& shape, Tensor& out) override;
+  void RopeAttention(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, const PagedAttentionBatch& batch,
+                     const AttentionShape& shape, Tensor& cache_k, Tensor& cache_v, Tensor& out) override;
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) override;
   // sample_tokens.cuh; waits for the ids (the one sync of a decode step).
   void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) override;
@@ -92,6 +99,13 @@ class CudaBackend final : public Backend {
   static void RequireDevice(const char* op, std::initializer_list<const Tensor*> tensors);
   // attention_workspace_ (floats) and attention_counters_ (zeroed ints)
   // hold at least this much; growing either makes recorded graphs stale.
+  // The decode kernel (decode_attention.cuh) with its split plan; `rope`:
+  // null, or RoPE and the K/V store folded in.
+  void RunDecodeAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
+                          const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& out,
+                          const cuda::DecodeRope* rope);
+  // The step's token ids (device I32 [rows]) into `tokens`; waits for them.
+  void CopyTokensToHost(const Tensor& ids, std::vector<int32_t>& tokens);
   void EnsureAttentionScratch(int64_t floats, int64_t counters);
 
   const DType compute_dtype_;
@@ -108,13 +122,17 @@ class CudaBackend final : public Backend {
   // kernel, BATON_FUSED_ADD_NORM=off runs AddNorm as AddInPlace + norm,
   // BATON_GEMV=off sends products of a few rows to cuBLAS too,
   // BATON_FRESH_PREFILL=off keeps prompts with nothing cached on the paged
-  // prefill kernel.
+  // prefill kernel, BATON_DECODE_FUSIONS=off runs FusedLinear and
+  // RopeStoreKv as their separate ops; BATON_DECODE_SPLIT_KEYS=N gives each
+  // decode-attention split at least N keys.
   // (BATON_CHAINED_LAUNCH=off, chained_launch.h, is process-wide.)
   bool decode_attention_ = true;
   bool fused_add_norm_ = true;
   bool gemv_ = true;
   bool fresh_prefill_ = true;
-  Tensor sampling_workspace_;   // SampleTokens' per-row scratch, grown on demand
+  bool decode_fusions_ = true;
+  int decode_split_keys_ = cuda::kDefaultMinKeysPerSplit;
+  Tensor sampling_workspace_;            // SampleTokens' per-row scratch, grown on demand
   std::vector<cudaGraphExec_t> graphs_;  // by id; null once dropped
   bool capturing_ = false;
   uint64_t scratch_generation_ = 0;  // bumped when attention_workspace_ is replaced

@@ -41,7 +41,41 @@ struct Params {
   void* out;
   float* workspace;  // [tokens, heads, splits, kPartialStride]: weighted V, max, sum
   int* counters;     // [seqs, kv_heads]: splits finished
+  // RoPE fused in (positions non-null): q and the new token's k are rotated
+  // as they are read, and the block whose keys include the new token writes
+  // its rotated K and its V to the cache at its slot (what RopeStoreKv does).
+  const int32_t* positions;
+  const float* inv_freq;
+  const int32_t* slots;
+  int64_t num_slots;
+  void* k_cache_out;  // the caches again, written through
+  void* v_cache_out;
 };
+
+// Chunk [d0, d0 + 16 bytes) of a head row of kD elements rotated by
+// `position` (rotate-half, rope.cu's arithmetic), rounded to T.
+template <typename T, int kD>
+__device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, int position, const float* inv_freq) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(T));
+  constexpr int kHalf = kD / 2;
+  static_assert(kHalf % kPer == 0, "a chunk must lie in one half of the head");
+  const bool low = d0 < kHalf;
+  const int j0 = low ? d0 : d0 - kHalf;
+  const uint4 lo_raw = *reinterpret_cast<const uint4*>(head + j0);
+  const uint4 hi_raw = *reinterpret_cast<const uint4*>(head + j0 + kHalf);
+  const T* lo = reinterpret_cast<const T*>(&lo_raw);
+  const T* hi = reinterpret_cast<const T*>(&hi_raw);
+  uint4 out;
+  T* o = reinterpret_cast<T*>(&out);
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    float sn, cs;
+    sincosf(static_cast<float>(position) * inv_freq[j0 + u], &sn, &cs);
+    const float a = ToF(lo[u]), b = ToF(hi[u]);
+    o[u] = FromF<T>(low ? a * cs - b * sn : b * cs + a * sn);
+  }
+  return out;
+}
 
 // kE consecutive floats of global memory through L2 (__ldcg: other blocks
 // wrote them, L1 is not coherent), 16 or 8 bytes at a time; 16-byte aligned.
@@ -88,7 +122,6 @@ __device__ __forceinline__ void LoadFloats(const T* src, float (&dst)[kE]) {
 template <typename T, int kD>
 __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
   AllowNextGrid();
-  WaitForPriorGrid();
   constexpr int kPer = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte chunk
   constexpr int kChunks = kD / kPer;                      // chunks per K/V row
   constexpr int kLoads = kTile * kChunks / kThreads;      // chunks of K (and of V) per thread per tile
@@ -112,13 +145,51 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
   const int k_last = split == p.num_splits - 1 ? pos : min(pos, k_first + p.keys_per_split - 1);
   const int h0 = kvh * p.group;
 
-  const T* q = static_cast<const T*>(p.qkv) + static_cast<int64_t>(t) * p.width + static_cast<int64_t>(h0) * kD;
-  for (int i = tid; i < p.group * kD; i += kThreads) q_s[i / kD][i % kD] = ToF(q[i]) * p.scale;
-
   const int32_t* table = p.block_tables + static_cast<int64_t>(s) * p.max_blocks;
   const T* k_cache = static_cast<const T*>(p.k_cache);
   const T* v_cache = static_cast<const T*>(p.v_cache);
   const int64_t head_off = static_cast<int64_t>(kvh) * kD;
+
+  // A tile's keys older than the new token were cached by earlier steps
+  // (no kernel of this step writes them), and the plan's tables came from
+  // the host: the first tile is requested before WaitForPriorGrid, so its
+  // latency overlaps the kernel that makes qkv. Keys past k_last are zeros
+  // (unwritten cache slots may hold NaN patterns, and 0 * NaN would leak
+  // into acc); the new token's key is filled in after the wait.
+  uint4 kr[kLoads], vr[kLoads];
+  auto load_cached = [&](int kb) {
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int idx = tid + i * kThreads;
+      const int j = kb + idx / kChunks, c = idx % kChunks;
+      kr[i] = make_uint4(0, 0, 0, 0);
+      vr[i] = make_uint4(0, 0, 0, 0);
+      if (j < pos && j <= k_last) {
+        const int64_t block = table[j / p.block_size];
+        const int64_t row = (block * p.block_size + j % p.block_size) * p.kv_cols + head_off;
+        kr[i] = __ldg(reinterpret_cast<const uint4*>(k_cache + row) + c);
+        vr[i] = __ldg(reinterpret_cast<const uint4*>(v_cache + row) + c);
+      }
+    }
+  };
+  load_cached(k_first);
+  WaitForPriorGrid();
+
+  const T* row_t = static_cast<const T*>(p.qkv) + static_cast<int64_t>(t) * p.width;
+  const T* q = row_t + static_cast<int64_t>(h0) * kD;
+  const bool rope = p.positions != nullptr;
+  const int position = rope ? p.positions[t] : 0;
+  if (rope) {
+    for (int i = tid; i < p.group * kChunks; i += kThreads) {
+      const int g = i / kChunks, d0 = (i % kChunks) * kPer;
+      const uint4 raw = RotatedChunk<T, kD>(q + g * kD, d0, position, p.inv_freq);
+      const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int u = 0; u < kPer; ++u) q_s[g][d0 + u] = ToF(e[u]) * p.scale;
+    }
+  } else {
+    for (int i = tid; i < p.group * kD; i += kThreads) q_s[i / kD][i % kD] = ToF(q[i]) * p.scale;
+  }
 
   float m[kHeadsPerWarp], l[kHeadsPerWarp], acc[kHeadsPerWarp][kE];
 #pragma unroll
@@ -131,20 +202,32 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
 
   for (int kb = k_first; kb <= k_last; kb += kTile) {
     // Every K and V chunk of the tile is requested before any is stored:
-    // one memory latency per tile. Keys past k_last are zeros (unwritten
-    // cache slots may hold NaN patterns, and 0 * NaN would leak into acc).
-    uint4 kr[kLoads], vr[kLoads];
+    // one memory latency per tile.
+    if (kb != k_first) load_cached(kb);
+    if (pos <= k_last && kb <= pos && pos < kb + kTile) {  // the block whose keys include the new token
 #pragma unroll
-    for (int i = 0; i < kLoads; ++i) {
-      const int idx = tid + i * kThreads;
-      const int j = kb + idx / kChunks, c = idx % kChunks;
-      kr[i] = make_uint4(0, 0, 0, 0);
-      vr[i] = make_uint4(0, 0, 0, 0);
-      if (j <= k_last) {
-        const int64_t block = table[j / p.block_size];
-        const int64_t row = (block * p.block_size + j % p.block_size) * p.kv_cols + head_off;
-        kr[i] = __ldg(reinterpret_cast<const uint4*>(k_cache + row) + c);
-        vr[i] = __ldg(reinterpret_cast<const uint4*>(v_cache + row) + c);
+      for (int i = 0; i < kLoads; ++i) {
+        const int idx = tid + i * kThreads;
+        if (kb + idx / kChunks != pos) continue;
+        const int c = idx % kChunks;
+        const T* k_new = row_t + static_cast<int64_t>(p.num_heads) * kD + head_off;
+        if (rope) {
+          // The new token's k rotated here and its v, from qkv; they also
+          // go to the cache (read by later steps, not by this kernel).
+          kr[i] = RotatedChunk<T, kD>(k_new, c * kPer, position, p.inv_freq);
+          vr[i] = *(reinterpret_cast<const uint4*>(k_new + p.kv_cols) + c);
+          const int64_t slot = p.slots[t];
+          if (slot >= 0 && slot < p.num_slots) {
+            const int64_t at = slot * p.kv_cols + head_off;
+            *(reinterpret_cast<uint4*>(static_cast<T*>(p.k_cache_out) + at) + c) = kr[i];
+            *(reinterpret_cast<uint4*>(static_cast<T*>(p.v_cache_out) + at) + c) = vr[i];
+          }
+        } else {  // StoreKv, the kernel before, put it in the cache
+          const int64_t block = table[pos / p.block_size];
+          const int64_t row = (block * p.block_size + pos % p.block_size) * p.kv_cols + head_off;
+          kr[i] = *(reinterpret_cast<const uint4*>(k_cache + row) + c);
+          vr[i] = *(reinterpret_cast<const uint4*>(v_cache + row) + c);
+        }
       }
     }
 #pragma unroll
@@ -308,7 +391,8 @@ bool DecodeAttentionSupported(const Tensor& qkv, const Tensor& cache_k, const Te
 }
 
 DecodeAttentionPlan PlanDecodeAttention(int64_t num_tokens, const PagedAttentionBatch& batch,
-                                        const AttentionShape& shape, int multiprocessors) {
+                                        const AttentionShape& shape, int multiprocessors, int min_keys_per_split) {
+  const int min_keys = std::max(kMinKeysPerSplit, (min_keys_per_split + 15) / 16 * 16);
   DecodeAttentionPlan plan;
   int keys = std::max(batch.max_context_len, 1);
   if (shape.sliding_window > 0) keys = std::min(keys, shape.sliding_window);
@@ -316,7 +400,7 @@ DecodeAttentionPlan PlanDecodeAttention(int64_t num_tokens, const PagedAttention
   // Several blocks per SM: a decode block is latency-bound, not busy.
   const int64_t want = 4LL * std::max(multiprocessors, 1);
   int64_t splits = blocks >= want ? 1 : (want + blocks - 1) / blocks;
-  splits = std::min<int64_t>({splits, (keys + kMinKeysPerSplit - 1) / kMinKeysPerSplit, kMaxSplits});
+  splits = std::min<int64_t>({splits, (keys + min_keys - 1) / min_keys, kMaxSplits});
   splits = std::max<int64_t>(splits, 1);
   const int per = static_cast<int>((keys + splits - 1) / splits);
   plan.keys_per_split = (per + kMinKeysPerSplit - 1) / kMinKeysPerSplit * kMinKeysPerSplit;
@@ -331,7 +415,7 @@ DecodeAttentionPlan PlanDecodeAttention(int64_t num_tokens, const PagedAttention
 void LaunchDecodeAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
                            const PagedAttentionBatch& batch, const AttentionShape& shape,
                            const DecodeAttentionPlan& plan, float* workspace, int* counters, Tensor& out,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, const DecodeRope* rope) {
   const int64_t n = qkv.dim(0);
   const int d = shape.head_dim;
   Require(DecodeAttentionSupported(qkv, cache_k, cache_v, batch, shape), "DecodeAttention",
@@ -358,6 +442,23 @@ void LaunchDecodeAttention(const Tensor& qkv, const Tensor& cache_k, const Tenso
   p.out = out.raw();
   p.workspace = workspace;
   p.counters = counters;
+  p.positions = nullptr;
+  p.inv_freq = nullptr;
+  p.slots = nullptr;
+  p.num_slots = 0;
+  p.k_cache_out = p.v_cache_out = nullptr;
+  if (rope != nullptr) {
+    Require(rope->positions.numel() == n && rope->positions.dtype() == DType::kI32 && rope->inv_freq.numel() == d / 2 &&
+                rope->inv_freq.dtype() == DType::kF32 && batch.slot_mapping.numel() == n &&
+                batch.slot_mapping.dtype() == DType::kI32,
+            "DecodeAttention", "RoPE needs I32 positions and slots [N] and F32 inv_freq [head_dim / 2]");
+    p.positions = rope->positions.data<int32_t>();
+    p.inv_freq = rope->inv_freq.data<float>();
+    p.slots = batch.slot_mapping.data<int32_t>();
+    p.num_slots = cache_k.dim(0) * cache_k.dim(1);
+    p.k_cache_out = rope->cache_k->raw();
+    p.v_cache_out = rope->cache_v->raw();
+  }
   BATON_DISPATCH_FLOAT(qkv.dtype(), "DecodeAttention", LaunchTyped<T>(p, batch.num_seqs, d, stream));
   CheckLaunch("DecodeAttention");
 }

@@ -31,15 +31,30 @@ struct DecodeAttentionPlan {
 bool DecodeAttentionSupported(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
                               const PagedAttentionBatch& batch, const AttentionShape& shape);
 
+// Splits hold at least `min_keys_per_split` keys (rounded up to 16): more
+// splits fill more SMs, fewer leave less to merge.
+constexpr int kDefaultMinKeysPerSplit = 32;
 DecodeAttentionPlan PlanDecodeAttention(int64_t num_tokens, const PagedAttentionBatch& batch,
-                                        const AttentionShape& shape, int multiprocessors);
+                                        const AttentionShape& shape, int multiprocessors,
+                                        int min_keys_per_split = kDefaultMinKeysPerSplit);
+
+// RoPE and the new tokens' K/V store folded into the decode kernel
+// (Backend::RopeAttention): q and the new k are rotated as they are read,
+// and the new K (rotated) and V are written to the caches at
+// batch.slot_mapping; qkv itself is left unrotated.
+struct DecodeRope {
+  Tensor positions;  // I32 [N]
+  Tensor inv_freq;   // F32 [head_dim / 2]
+  Tensor* cache_k;   // cache_k / cache_v again, to write through
+  Tensor* cache_v;
+};
 
 // `workspace` holds plan.workspace_floats floats and `counters`
 // plan.counters ints that are zero (and are left zero); both unused for
-// one split.
+// one split. `rope`: null, or RoPE and the store folded in.
 void LaunchDecodeAttention(const Tensor& qkv, const Tensor& cache_k, const Tensor& cache_v,
                            const PagedAttentionBatch& batch, const AttentionShape& shape,
                            const DecodeAttentionPlan& plan, float* workspace, int* counters, Tensor& out,
-                           cudaStream_t stream);
+                           cudaStream_t stream, const DecodeRope* rope = nullptr);
 
 }  // namespace baton::cuda

@@ -12,7 +12,9 @@ namespace baton::cuda {
 
 // x [M, K], w [N, K], bias [N] or undefined, y [M, N], all one float dtype.
 // With `allow_gemv`, products of a few 16-bit rows go to gemv.cuh instead.
+// With `accumulate` (no bias), y += x . w^T: the GEMM adds onto y (beta = 1),
+// a residual add without a pass of its own.
 void RunLinear(cublasHandle_t handle, const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y,
-               bool allow_gemv, cudaStream_t stream);
+               bool allow_gemv, cudaStream_t stream, bool accumulate = false);
 
 }  // namespace baton::cuda

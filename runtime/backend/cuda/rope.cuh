@@ -4,6 +4,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "runtime/backend/backend.h"
 #include "runtime/core/tensor.h"
 
 namespace baton::cuda {
@@ -15,5 +16,10 @@ void LaunchRope(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, in
 // the q and k columns of dqkv [N, width]; v's columns are untouched.
 void LaunchRopeBackward(Tensor& dqkv, const Tensor& positions, const Tensor& inv_freq, int num_heads, int num_kv_heads,
                         int head_dim, cudaStream_t stream);
+
+// LaunchRope, then the rotated K and V of each token to the paged cache at
+// batch.slot_mapping (LaunchStoreKv's contract), in one kernel.
+void LaunchRopeStoreKv(Tensor& qkv, const Tensor& positions, const Tensor& inv_freq, const PagedAttentionBatch& batch,
+                       const AttentionShape& shape, Tensor& cache_k, Tensor& cache_v, cudaStream_t stream);
 
 }  // namespace baton::cuda

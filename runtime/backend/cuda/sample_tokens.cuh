@@ -35,4 +35,9 @@ size_t SampleTokensWorkspaceBytes(int64_t rows, int64_t vocab);
 void LaunchSampleTokens(const Tensor& logits, const SampleRow* rows, const int32_t* context, void* workspace,
                         int32_t* tokens, cudaStream_t stream);
 
+// Every row greedy (temperature 0) with no repetition penalty: the host's
+// ArgMax of each raw row (lowest id among the largest, NaN never wins, 0
+// when nothing is above -inf), without scratch.
+void LaunchGreedyTokens(const Tensor& logits, int32_t* tokens, cudaStream_t stream);
+
 }  // namespace baton::cuda

@@ -12,4 +12,9 @@ namespace baton::cuda {
 void LaunchStoreKv(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape, Tensor& cache_k,
                    Tensor& cache_v, cudaStream_t stream);
 
+// The shape checks of LaunchStoreKv, shared with LaunchRopeStoreKv; `op`
+// names the op in the error.
+void CheckStoreKvArgs(const Tensor& qkv, const PagedAttentionBatch& batch, const AttentionShape& shape,
+                      const Tensor& cache_k, const Tensor& cache_v, const char* op);
+
 }  // namespace baton::cuda
