@@ -52,10 +52,11 @@ struct Params {
   void* v_cache_out;
 };
 
-// Chunk [d0, d0 + 16 bytes) of a head row of kD elements rotated by
-// `position` (rotate-half, rope.cu's arithmetic), rounded to T.
+// Chunk [d0, d0 + 16 bytes) of a head row of kD elements rotated
+// (rotate-half, rope.cu's arithmetic) by the angles whose cosines and
+// sines are in cos_s / sin_s (kD / 2 each), rounded to T.
 template <typename T, int kD>
-__device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, int position, const float* inv_freq) {
+__device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, const float* cos_s, const float* sin_s) {
   constexpr int kPer = 16 / static_cast<int>(sizeof(T));
   constexpr int kHalf = kD / 2;
   static_assert(kHalf % kPer == 0, "a chunk must lie in one half of the head");
@@ -69,8 +70,7 @@ __device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, int positio
   T* o = reinterpret_cast<T*>(&out);
 #pragma unroll
   for (int u = 0; u < kPer; ++u) {
-    float sn, cs;
-    sincosf(static_cast<float>(position) * inv_freq[j0 + u], &sn, &cs);
+    const float cs = cos_s[j0 + u], sn = sin_s[j0 + u];
     const float a = ToF(lo[u]), b = ToF(hi[u]);
     o[u] = FromF<T>(low ? a * cs - b * sn : b * cs + a * sn);
   }
@@ -132,12 +132,14 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
   __shared__ __align__(16) T k_s[kTile][kD + kPer];
   __shared__ __align__(16) T v_s[kTile][kD];
   __shared__ bool last_s;
+  __shared__ float cos_s[kD / 2], sin_s[kD / 2];  // the token's RoPE angles
 
   const int s = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int t = p.query_start[s];
-  if (p.query_start[s + 1] <= t) return;  // no new token: no output, no ticket
-  const int pos = p.context_len[s] - 1;
+  // All three requested before the branch: one memory latency, not two.
+  const int t = p.query_start[s], t_end = p.query_start[s + 1], context = p.context_len[s];
+  if (t_end <= t) return;  // no new token: no output, no ticket
+  const int pos = context - 1;
   const int k_begin = p.window > 0 ? max(0, pos - p.window + 1) : 0;
   const int k_first = k_begin + split * p.keys_per_split;
   // The last split runs to the query's own position, so a stale (bucketed)
@@ -173,16 +175,25 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
     }
   };
   load_cached(k_first);
+  // Positions, slots and inv_freq come from the host too: the token's
+  // angles (sincosf) and its cache slot are ready before the wait, off the
+  // path from the kernel that makes qkv to this one's output.
+  const bool rope = p.positions != nullptr;
+  int64_t slot = -1;
+  if (rope) {
+    slot = p.slots[t];
+    const float position = static_cast<float>(p.positions[t]);
+    for (int j = tid; j < kD / 2; j += kThreads) sincosf(position * p.inv_freq[j], &sin_s[j], &cos_s[j]);
+    __syncthreads();
+  }
   WaitForPriorGrid();
 
   const T* row_t = static_cast<const T*>(p.qkv) + static_cast<int64_t>(t) * p.width;
   const T* q = row_t + static_cast<int64_t>(h0) * kD;
-  const bool rope = p.positions != nullptr;
-  const int position = rope ? p.positions[t] : 0;
   if (rope) {
     for (int i = tid; i < p.group * kChunks; i += kThreads) {
       const int g = i / kChunks, d0 = (i % kChunks) * kPer;
-      const uint4 raw = RotatedChunk<T, kD>(q + g * kD, d0, position, p.inv_freq);
+      const uint4 raw = RotatedChunk<T, kD>(q + g * kD, d0, cos_s, sin_s);
       const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
       for (int u = 0; u < kPer; ++u) q_s[g][d0 + u] = ToF(e[u]) * p.scale;
@@ -214,9 +225,8 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
         if (rope) {
           // The new token's k rotated here and its v, from qkv; they also
           // go to the cache (read by later steps, not by this kernel).
-          kr[i] = RotatedChunk<T, kD>(k_new, c * kPer, position, p.inv_freq);
+          kr[i] = RotatedChunk<T, kD>(k_new, c * kPer, cos_s, sin_s);
           vr[i] = *(reinterpret_cast<const uint4*>(k_new + p.kv_cols) + c);
-          const int64_t slot = p.slots[t];
           if (slot >= 0 && slot < p.num_slots) {
             const int64_t at = slot * p.kv_cols + head_off;
             *(reinterpret_cast<uint4*>(static_cast<T*>(p.k_cache_out) + at) + c) = kr[i];
