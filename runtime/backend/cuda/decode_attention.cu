@@ -5,6 +5,7 @@
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/decode_attention.cuh"
 #include "runtime/backend/cuda/paged_kv_params.cuh"
+#include "runtime/backend/cuda/rope_angles.cuh"
 
 namespace baton::cuda {
 namespace {
@@ -53,8 +54,8 @@ struct Params {
 };
 
 // Chunk [d0, d0 + 16 bytes) of a head row of kD elements rotated
-// (rotate-half, rope.cu's arithmetic) by the angles whose cosines and
-// sines are in cos_s / sin_s (kD / 2 each), rounded to T.
+// (rotate-half, rope_angles.cuh) by the angles whose cosines and sines are
+// in cos_s / sin_s (kD / 2 each), rounded to T.
 template <typename T, int kD>
 __device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, const float* cos_s, const float* sin_s) {
   constexpr int kPer = 16 / static_cast<int>(sizeof(T));
@@ -72,7 +73,7 @@ __device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, const float
   for (int u = 0; u < kPer; ++u) {
     const float cs = cos_s[j0 + u], sn = sin_s[j0 + u];
     const float a = ToF(lo[u]), b = ToF(hi[u]);
-    o[u] = FromF<T>(low ? a * cs - b * sn : b * cs + a * sn);
+    o[u] = FromF<T>(low ? RotatedLow(a, b, cs, sn) : RotatedHigh(a, b, cs, sn));
   }
   return out;
 }
@@ -182,8 +183,7 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
   int64_t slot = -1;
   if (rope) {
     slot = p.slots[t];
-    const float position = static_cast<float>(p.positions[t]);
-    for (int j = tid; j < kD / 2; j += kThreads) sincosf(position * p.inv_freq[j], &sin_s[j], &cos_s[j]);
+    FormRopeAngles(static_cast<float>(p.positions[t]), p.inv_freq, kD / 2, cos_s, sin_s);
     __syncthreads();
   }
   WaitForPriorGrid();

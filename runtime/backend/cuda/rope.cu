@@ -4,15 +4,14 @@
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/pack.cuh"
 #include "runtime/backend/cuda/rope.cuh"
+#include "runtime/backend/cuda/rope_angles.cuh"
 #include "runtime/backend/cuda/store_kv.cuh"
 
 namespace baton::cuda {
 namespace {
 
 // One block per token (grid-stride): its first `half` threads form the
-// token's angles float(position) * inv_freq[j] in float32 with
-// full-precision sincos (no fast math), as transformers computes them, once
-// for all heads; then each thread rotates W adjacent pairs (j, j + half) of
+// token's angles (rope_angles.cuh) once for all heads; then each thread rotates W adjacent pairs (j, j + half) of
 // one head at a time. `sin_sign` -1 rotates by the opposite angle: the
 // backward (the rotation is orthogonal). With kStore the block also writes
 // the token's rotated K and its V to the paged cache (StoreKv fused in:
@@ -47,12 +46,7 @@ __global__ void __launch_bounds__(kThreads) RopeKernel(const RopeArgs<T> a) {
   const int64_t kv_cols = static_cast<int64_t>(a.kv_heads) * a.head_dim;
   for (int64_t token = blockIdx.x; token < a.n; token += gridDim.x) {
     __syncthreads();  // the previous token's angles are no longer read
-    for (int j = threadIdx.x; j < half; j += blockDim.x) {
-      float s, c;
-      sincosf(static_cast<float>(a.positions[token]) * a.inv_freq[j], &s, &c);
-      cos_j[j] = c;
-      sin_j[j] = s * a.sin_sign;  // exact: a sign flip
-    }
+    FormRopeAngles(static_cast<float>(a.positions[token]), a.inv_freq, half, cos_j, sin_j, a.sin_sign);
     __syncthreads();
     T* row = a.qkv + token * a.width;
     int64_t slot = -1;
@@ -68,8 +62,8 @@ __global__ void __launch_bounds__(kThreads) RopeKernel(const RopeArgs<T> a) {
       for (int u = 0; u < W; ++u) {
         const float c = cos_j[j0 + u], s = sin_j[j0 + u];
         const float p = ToF(lo.v[u]), q = ToF(hi.v[u]);
-        lo.v[u] = FromF<T>(p * c - q * s);
-        hi.v[u] = FromF<T>(q * c + p * s);
+        lo.v[u] = FromF<T>(RotatedLow(p, q, c, s));
+        hi.v[u] = FromF<T>(RotatedHigh(p, q, c, s));
       }
       StorePack(x + j0, lo);
       StorePack(x + j0 + half, hi);
