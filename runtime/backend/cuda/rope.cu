@@ -11,9 +11,10 @@ namespace baton::cuda {
 namespace {
 
 // One block per token (grid-stride): its first `half` threads form the
-// token's angles (rope_angles.cuh) once for all heads; then each thread rotates W adjacent pairs (j, j + half) of
-// one head at a time. `sin_sign` -1 rotates by the opposite angle: the
-// backward (the rotation is orthogonal). With kStore the block also writes
+// token's angles (rope_angles.cuh) once for all heads; then each thread
+// rotates W adjacent pairs (j, j + half) of one head at a time.
+// `sin_sign` -1 rotates by the opposite angle: the backward (the rotation
+// is orthogonal). With kStore the block also writes
 // the token's rotated K and its V to the paged cache (StoreKv fused in:
 // one kernel a layer fewer at decode). Requires half <= kMaxHalf.
 constexpr int kThreads = 128;
