@@ -4,6 +4,7 @@
 #include "runtime/backend/cuda/chained_launch.cuh"
 #include "runtime/backend/cuda/common.cuh"
 #include "runtime/backend/cuda/decode_attention.cuh"
+#include "runtime/backend/cuda/decode_attention_splits.cuh"
 #include "runtime/backend/cuda/paged_kv_params.cuh"
 #include "runtime/backend/cuda/rope_angles.cuh"
 
@@ -17,91 +18,11 @@ constexpr int kMaxGroup = 8;                       // query heads per kv head
 constexpr int kHeadsPerWarp = kMaxGroup / kWarps;  // a warp's query heads: warp, warp + kWarps
 constexpr int kMinKeysPerSplit = 16;
 constexpr int kMaxSplits = 128;
-// A split's partial: head_dim weighted-V floats, its max and its sum, padded
-// so that every partial starts 16-byte aligned (vector loads and stores).
-__host__ __device__ constexpr int PartialStride(int head_dim) { return head_dim + 4; }
 
-struct Params {
-  const void* qkv;
-  int64_t width;  // elements per qkv row
-  const void* k_cache;
-  const void* v_cache;
-  const int32_t* query_start;
-  const int32_t* context_len;
-  const int32_t* block_tables;
-  int max_blocks;
-  int num_heads;
-  int num_kv_heads;
-  int group;
-  int block_size;
-  int64_t kv_cols;
-  float scale;
-  int window;
-  int num_splits;
-  int keys_per_split;
-  void* out;
-  float* workspace;  // [tokens, heads, splits, kPartialStride]: weighted V, max, sum
-  int* counters;     // [seqs, kv_heads]: splits finished
-  // RoPE fused in (positions non-null): q and the new token's k are rotated
-  // as they are read, and the block whose keys include the new token writes
-  // its rotated K and its V to the cache at its slot (what RopeStoreKv does).
-  const int32_t* positions;
-  const float* inv_freq;
-  const int32_t* slots;
-  int64_t num_slots;
-  void* k_cache_out;  // the caches again, written through
-  void* v_cache_out;
-};
-
-// Chunk [d0, d0 + 16 bytes) of a head row of kD elements rotated
-// (rotate-half, rope_angles.cuh) by the angles whose cosines and sines are
-// in cos_s / sin_s (kD / 2 each), rounded to T.
-template <typename T, int kD>
-__device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, const float* cos_s, const float* sin_s) {
-  constexpr int kPer = 16 / static_cast<int>(sizeof(T));
-  constexpr int kHalf = kD / 2;
-  static_assert(kHalf % kPer == 0, "a chunk must lie in one half of the head");
-  const bool low = d0 < kHalf;
-  const int j0 = low ? d0 : d0 - kHalf;
-  const uint4 lo_raw = *reinterpret_cast<const uint4*>(head + j0);
-  const uint4 hi_raw = *reinterpret_cast<const uint4*>(head + j0 + kHalf);
-  const T* lo = reinterpret_cast<const T*>(&lo_raw);
-  const T* hi = reinterpret_cast<const T*>(&hi_raw);
-  uint4 out;
-  T* o = reinterpret_cast<T*>(&out);
-#pragma unroll
-  for (int u = 0; u < kPer; ++u) {
-    const float cs = cos_s[j0 + u], sn = sin_s[j0 + u];
-    const float a = ToF(lo[u]), b = ToF(hi[u]);
-    o[u] = FromF<T>(low ? RotatedLow(a, b, cs, sn) : RotatedHigh(a, b, cs, sn));
-  }
-  return out;
-}
-
-// kE consecutive floats of global memory through L2 (__ldcg: other blocks
-// wrote them, L1 is not coherent), 16 or 8 bytes at a time; 16-byte aligned.
-template <int kE>
-__device__ __forceinline__ void LoadPartial(const float* src, float (&dst)[kE]) {
-  if constexpr (kE % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < kE; i += 4) {
-      const float4 v = __ldcg(reinterpret_cast<const float4*>(src + i));
-      dst[i] = v.x;
-      dst[i + 1] = v.y;
-      dst[i + 2] = v.z;
-      dst[i + 3] = v.w;
-    }
-  } else if constexpr (kE % 2 == 0) {
-#pragma unroll
-    for (int i = 0; i < kE; i += 2) {
-      const float2 v = __ldcg(reinterpret_cast<const float2*>(src + i));
-      dst[i] = v.x;
-      dst[i + 1] = v.y;
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < kE; ++i) dst[i] = __ldcg(src + i);
-  }
+// Element offset of key j's row (in cache block `block`, at kv head offset
+// head_off) in the cache.
+__device__ __forceinline__ int64_t CacheRow(const DecodeAttentionParams& p, int64_t block, int j, int64_t head_off) {
+  return (block * p.block_size + j % p.block_size) * p.kv_cols + head_off;
 }
 
 // kE consecutive elements from shared memory, in one load where they fit.
@@ -121,7 +42,7 @@ __device__ __forceinline__ void LoadFloats(const T* src, float (&dst)[kE]) {
 }
 
 template <typename T, int kD>
-__global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
+__global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentionParams p) {
   AllowNextGrid();
   constexpr int kPer = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte chunk
   constexpr int kChunks = kD / kPer;                      // chunks per K/V row
@@ -132,12 +53,57 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
   // K rows padded by one chunk: lane j reading row j hits distinct banks.
   __shared__ __align__(16) T k_s[kTile][kD + kPer];
   __shared__ __align__(16) T v_s[kTile][kD];
-  __shared__ bool last_s;
   __shared__ float cos_s[kD / 2], sin_s[kD / 2];  // the token's RoPE angles
 
   const int s = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  // All three requested before the branch: one memory latency, not two.
+  const int32_t* table = p.block_tables + static_cast<int64_t>(s) * p.max_blocks;
+  const T* k_cache = static_cast<const T*>(p.k_cache);
+  const T* v_cache = static_cast<const T*>(p.v_cache);
+  const int64_t head_off = static_cast<int64_t>(kvh) * kD;
+  const bool rope = p.positions != nullptr;
+
+  // Everything this kernel reads before WaitForPriorGrid comes from the
+  // host (the plan) or from earlier steps (cached keys; no kernel of this
+  // step writes them), so its latency overlaps the kernel that makes qkv,
+  // as far as the block is on an SM by then. It is requested in two
+  // dependent rounds, not three (sequence -> table -> K/V; and sequence ->
+  // token -> position for RoPE):
+  //  - without a window the split's first keys do not depend on the
+  //    context: their cache blocks are looked up at once, and their K/V
+  //    rows requested whether or not the keys turn out to lie in the
+  //    context (a block the table names is cache memory), then zeroed
+  //    below where they do not;
+  //  - the position and slot are token s's, which is the sequence's token
+  //    whenever every sequence has one (a decode graph step), else read
+  //    again.
+  uint4 kr[kLoads], vr[kLoads];
+  // This thread's chunk i of key j's K and V rows in cache block `block`
+  // (zeros for block < 0).
+  auto load_chunk = [&](int i, int64_t block, int j) {
+    kr[i] = make_uint4(0, 0, 0, 0);
+    vr[i] = make_uint4(0, 0, 0, 0);
+    if (block < 0) return;
+    const int c = (tid + i * kThreads) % kChunks;
+    const int64_t row = CacheRow(p, block, j, head_off);
+    kr[i] = __ldg(reinterpret_cast<const uint4*>(k_cache + row) + c);
+    vr[i] = __ldg(reinterpret_cast<const uint4*>(v_cache + row) + c);
+  };
+  const bool early_keys = p.window == 0;
+  if (early_keys) {
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int j = split * p.keys_per_split + (tid + i * kThreads) / kChunks;
+      const int b = j / p.block_size;
+      load_chunk(i, b < p.max_blocks ? table[b] : -1, j);
+    }
+  }
+  int position = 0;
+  int64_t slot = -1;
+  if (rope && s < p.num_tokens) {
+    position = p.positions[s];
+    slot = p.slots[s];
+  }
   const int t = p.query_start[s], t_end = p.query_start[s + 1], context = p.context_len[s];
   if (t_end <= t) return;  // no new token: no output, no ticket
   const int pos = context - 1;
@@ -148,42 +114,37 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
   const int k_last = split == p.num_splits - 1 ? pos : min(pos, k_first + p.keys_per_split - 1);
   const int h0 = kvh * p.group;
 
-  const int32_t* table = p.block_tables + static_cast<int64_t>(s) * p.max_blocks;
-  const T* k_cache = static_cast<const T*>(p.k_cache);
-  const T* v_cache = static_cast<const T*>(p.v_cache);
-  const int64_t head_off = static_cast<int64_t>(kvh) * kD;
-
-  // A tile's keys older than the new token were cached by earlier steps
-  // (no kernel of this step writes them), and the plan's tables came from
-  // the host: the first tile is requested before WaitForPriorGrid, so its
-  // latency overlaps the kernel that makes qkv. Keys past k_last are zeros
-  // (unwritten cache slots may hold NaN patterns, and 0 * NaN would leak
-  // into acc); the new token's key is filled in after the wait.
-  uint4 kr[kLoads], vr[kLoads];
+  // A tile's keys past k_last are zeros (unwritten cache slots may hold NaN
+  // patterns, and 0 * NaN would leak into acc); the new token's key is
+  // filled in after the wait.
   auto load_cached = [&](int kb) {
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
-      const int idx = tid + i * kThreads;
-      const int j = kb + idx / kChunks, c = idx % kChunks;
-      kr[i] = make_uint4(0, 0, 0, 0);
-      vr[i] = make_uint4(0, 0, 0, 0);
-      if (j < pos && j <= k_last) {
-        const int64_t block = table[j / p.block_size];
-        const int64_t row = (block * p.block_size + j % p.block_size) * p.kv_cols + head_off;
-        kr[i] = __ldg(reinterpret_cast<const uint4*>(k_cache + row) + c);
-        vr[i] = __ldg(reinterpret_cast<const uint4*>(v_cache + row) + c);
-      }
+      const int j = kb + (tid + i * kThreads) / kChunks;
+      load_chunk(i, j < pos && j <= k_last ? table[j / p.block_size] : -1, j);
     }
   };
-  load_cached(k_first);
-  // Positions, slots and inv_freq come from the host too: the token's
-  // angles (sincosf) and its cache slot are ready before the wait, off the
-  // path from the kernel that makes qkv to this one's output.
-  const bool rope = p.positions != nullptr;
-  int64_t slot = -1;
+  if (early_keys) {
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      const int j = k_first + (tid + i * kThreads) / kChunks;
+      if (j >= pos || j > k_last) {
+        kr[i] = make_uint4(0, 0, 0, 0);
+        vr[i] = make_uint4(0, 0, 0, 0);
+      }
+    }
+  } else {
+    load_cached(k_first);
+  }
+  // The token's angles (sincosf) and its cache slot are ready before the
+  // wait too, off the path from the kernel that makes qkv to this one's
+  // output.
   if (rope) {
-    slot = p.slots[t];
-    FormRopeAngles(static_cast<float>(p.positions[t]), p.inv_freq, kD / 2, cos_s, sin_s);
+    if (t != s) {
+      position = p.positions[t];
+      slot = p.slots[t];
+    }
+    FormRopeAngles(static_cast<float>(position), p.inv_freq, kD / 2, cos_s, sin_s);
     __syncthreads();
   }
   WaitForPriorGrid();
@@ -233,8 +194,7 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
             *(reinterpret_cast<uint4*>(static_cast<T*>(p.v_cache_out) + at) + c) = vr[i];
           }
         } else {  // StoreKv, the kernel before, put it in the cache
-          const int64_t block = table[pos / p.block_size];
-          const int64_t row = (block * p.block_size + pos % p.block_size) * p.kv_cols + head_off;
+          const int64_t row = CacheRow(p, table[pos / p.block_size], pos, head_off);
           kr[i] = *(reinterpret_cast<const uint4*>(k_cache + row) + c);
           vr[i] = *(reinterpret_cast<const uint4*>(v_cache + row) + c);
         }
@@ -300,12 +260,11 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
   }
 
   // Partial of this split, then a ticket; the last split to arrive merges.
-  constexpr int64_t kStride = PartialStride(kD);
 #pragma unroll
   for (int hh = 0; hh < kHeadsPerWarp; ++hh) {
     const int g = warp + hh * kWarps;
     if (g >= p.group) break;
-    float* w = p.workspace + ((static_cast<int64_t>(t) * p.num_heads + h0 + g) * p.num_splits + split) * kStride;
+    float* w = SplitPartial<kD>(p, t, h0 + g, split);
 #pragma unroll
     for (int e = 0; e < kE; ++e) w[lane * kE + e] = acc[hh][e];
     if (lane == 0) {
@@ -313,72 +272,12 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(Params p) {
       w[kD + 1] = l[hh];
     }
   }
-  __threadfence();  // this block's partials are visible GPU-wide before its ticket
-  __syncthreads();
-  if (tid == 0) {
-    int* counter = p.counters + static_cast<int64_t>(s) * p.num_kv_heads + kvh;
-    last_s = atomicAdd(counter, 1) == p.num_splits - 1;
-    if (last_s) atomicExch(counter, 0);  // every split has arrived: ready for the next call
-  }
-  __syncthreads();
-  if (!last_s) return;
-  __threadfence();
-
-  // The merge: lanes take splits for the statistics, then every lane walks
-  // all splits for its features with the weights shuffled in, so the loads
-  // are independent of each other (no branch on a loaded value between
-  // them) and overlap. Every split wrote its partial (an empty one zeros
-  // with sum 0, weight 0).
-#pragma unroll
-  for (int hh = 0; hh < kHeadsPerWarp; ++hh) {
-    const int g = warp + hh * kWarps;
-    if (g >= p.group) break;
-    const float* w = p.workspace + (static_cast<int64_t>(t) * p.num_heads + h0 + g) * p.num_splits * kStride;
-    // This lane's split among the first 32 keeps its (max, sum) in
-    // registers: with up to 32 splits the statistics are loaded once.
-    float m_max = -INFINITY, m_first = -INFINITY, l_first = 0.0f;
-    for (int z = lane; z < p.num_splits; z += 32) {
-      const float mz = __ldcg(w + z * kStride + kD), lz = __ldcg(w + z * kStride + kD + 1);
-      if (z < 32) {
-        m_first = mz;
-        l_first = lz;
-      }
-      if (lz > 0.0f) m_max = fmaxf(m_max, mz);
-    }
-    m_max = WarpMax(m_max);
-    float denom = 0.0f, o[kE];
-#pragma unroll
-    for (int e = 0; e < kE; ++e) o[e] = 0.0f;
-    for (int z0 = 0; z0 < p.num_splits; z0 += 32) {
-      const int z = z0 + lane;
-      float weight = 0.0f;
-      if (z < p.num_splits) {
-        const float lz = z0 == 0 ? l_first : __ldcg(w + z * kStride + kD + 1);
-        if (lz > 0.0f) {
-          weight = expf((z0 == 0 ? m_first : __ldcg(w + z * kStride + kD)) - m_max);
-          denom += lz * weight;
-        }
-      }
-      const int count = min(32, p.num_splits - z0);
-#pragma unroll 8
-      for (int u = 0; u < count; ++u) {
-        const float f = __shfl_sync(0xffffffffu, weight, u);
-        float part[kE];
-        LoadPartial<kE>(w + (z0 + u) * kStride + lane * kE, part);
-#pragma unroll
-        for (int e = 0; e < kE; ++e) o[e] += part[e] * f;
-      }
-    }
-    denom = WarpSum(denom);
-#pragma unroll
-    for (int e = 0; e < kE; ++e) {
-      out[(h0 + g) * kD + lane * kE + e] = FromF<T>(denom > 0.0f ? o[e] / denom : 0.0f);
-    }
-  }
+  if (!LastSplitToFinish(p, s, kvh)) return;
+  for (int g = warp; g < p.group; g += kWarps) MergeSplits<T, kD>(p, t, h0 + g, out + (h0 + g) * kD);
 }
 
 template <typename T>
-void LaunchTyped(const Params& p, int num_seqs, int head_dim, cudaStream_t stream) {
+void LaunchTyped(const DecodeAttentionParams& p, int num_seqs, int head_dim, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(num_seqs), static_cast<unsigned>(p.num_kv_heads),
                   static_cast<unsigned>(p.num_splits));
   if (head_dim == 64) {
@@ -442,7 +341,7 @@ void LaunchDecodeAttention(const Tensor& qkv, const Tensor& cache_k, const Tenso
   Require(plan.num_splits == 1 || (workspace != nullptr && counters != nullptr), "DecodeAttention",
           "split plan without workspace or counters");
   if (n == 0 || batch.num_seqs == 0) return;
-  Params p;
+  DecodeAttentionParams p;
   FillPagedKvParams(p, qkv, cache_k, cache_v, batch, shape);
   p.num_kv_heads = shape.num_kv_heads;
   p.scale = shape.scale;
@@ -457,6 +356,7 @@ void LaunchDecodeAttention(const Tensor& qkv, const Tensor& cache_k, const Tenso
   p.slots = nullptr;
   p.num_slots = 0;
   p.k_cache_out = p.v_cache_out = nullptr;
+  p.num_tokens = static_cast<int>(n);
   if (rope != nullptr) {
     Require(rope->positions.numel() == n && rope->positions.dtype() == DType::kI32 && rope->inv_freq.numel() == d / 2 &&
                 rope->inv_freq.dtype() == DType::kF32 && batch.slot_mapping.numel() == n &&

@@ -1,9 +1,13 @@
-// The arithmetic RoPE kernels share (rope.cu, and decode_attention.cu,
-// which rotates q and the new k as it reads them), so that every path
+// The arithmetic RoPE kernels share (rope.cu, and the decode attention
+// kernels, which rotate q and the new k as they read them), so that every path
 // rotates to the same bits: a token's angles float(position) * inv_freq[j]
 // in float32 with full-precision sincosf (no fast math), as transformers
 // computes them, and the rotate-half pair (j, j + half).
 #pragma once
+
+#include <cstdint>
+
+#include "runtime/backend/cuda/common.cuh"
 
 namespace baton::cuda {
 
@@ -23,5 +27,30 @@ __device__ __forceinline__ void FormRopeAngles(float position, const float* inv_
 // c and sine s.
 __device__ __forceinline__ float RotatedLow(float lo, float hi, float c, float s) { return lo * c - hi * s; }
 __device__ __forceinline__ float RotatedHigh(float lo, float hi, float c, float s) { return hi * c + lo * s; }
+
+// Chunk [d0, d0 + 16 bytes) of a head row of kD elements rotated
+// (rotate-half) by the angles whose cosines and sines are in cos_s / sin_s
+// (kD / 2 each), rounded to T.
+template <typename T, int kD>
+__device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, const float* cos_s, const float* sin_s) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(T));
+  constexpr int kHalf = kD / 2;
+  static_assert(kHalf % kPer == 0, "a chunk must lie in one half of the head");
+  const bool low = d0 < kHalf;
+  const int j0 = low ? d0 : d0 - kHalf;
+  const uint4 lo_raw = *reinterpret_cast<const uint4*>(head + j0);
+  const uint4 hi_raw = *reinterpret_cast<const uint4*>(head + j0 + kHalf);
+  const T* lo = reinterpret_cast<const T*>(&lo_raw);
+  const T* hi = reinterpret_cast<const T*>(&hi_raw);
+  uint4 out;
+  T* o = reinterpret_cast<T*>(&out);
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const float cs = cos_s[j0 + u], sn = sin_s[j0 + u];
+    const float a = ToF(lo[u]), b = ToF(hi[u]);
+    o[u] = FromF<T>(low ? RotatedLow(a, b, cs, sn) : RotatedHigh(a, b, cs, sn));
+  }
+  return out;
+}
 
 }  // namespace baton::cuda
