@@ -69,11 +69,14 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentio
   // as far as the block is on an SM by then. It is requested in two
   // dependent rounds, not three (sequence -> table -> K/V; and sequence ->
   // token -> position for RoPE):
-  //  - without a window the split's first keys do not depend on the
-  //    context: their cache blocks are looked up at once, and their K/V
-  //    rows requested whether or not the keys turn out to lie in the
-  //    context (a block the table names is cache memory), then zeroed
-  //    below where they do not;
+  //  - with RoPE fused in and no window, the split's first keys do not
+  //    depend on the context: their cache blocks are looked up at once, and
+  //    their K/V rows requested whether or not the keys turn out to lie in
+  //    the context (a block the table names is cache memory), then zeroed
+  //    below where they do not. Not without RoPE: there the new token's
+  //    row, which such a read may touch, is written by StoreKv, the kernel
+  //    before, and read again after the wait, which must not find a line
+  //    cached (in L1) before the write;
   //  - the position and slot are token s's, which is the sequence's token
   //    whenever every sequence has one (a decode graph step), else read
   //    again.
@@ -89,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentio
     kr[i] = __ldg(reinterpret_cast<const uint4*>(k_cache + row) + c);
     vr[i] = __ldg(reinterpret_cast<const uint4*>(v_cache + row) + c);
   };
-  const bool early_keys = p.window == 0;
+  const bool early_keys = rope && p.window == 0;
   if (early_keys) {
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
