@@ -120,21 +120,18 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentio
   // A tile's keys past k_last are zeros (unwritten cache slots may hold NaN
   // patterns, and 0 * NaN would leak into acc); the new token's key is
   // filled in after the wait.
+  auto cached = [&](int j) { return j < pos && j <= k_last; };
   auto load_cached = [&](int kb) {
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
       const int j = kb + (tid + i * kThreads) / kChunks;
-      load_chunk(i, j < pos && j <= k_last ? table[j / p.block_size] : -1, j);
+      load_chunk(i, cached(j) ? table[j / p.block_size] : -1, j);
     }
   };
   if (early_keys) {
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
-      const int j = k_first + (tid + i * kThreads) / kChunks;
-      if (j >= pos || j > k_last) {
-        kr[i] = make_uint4(0, 0, 0, 0);
-        vr[i] = make_uint4(0, 0, 0, 0);
-      }
+      if (!cached(k_first + (tid + i * kThreads) / kChunks)) load_chunk(i, -1, 0);
     }
   } else {
     load_cached(k_first);

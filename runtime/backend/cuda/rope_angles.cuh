@@ -5,8 +5,6 @@
 // computes them, and the rotate-half pair (j, j + half).
 #pragma once
 
-#include <cstdint>
-
 #include "runtime/backend/cuda/common.cuh"
 
 namespace baton::cuda {
