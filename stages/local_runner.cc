@@ -1,6 +1,18 @@
 #include "stages/local_runner.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
 namespace baton {
+namespace {
+
+bool RunAheadAllowed() {
+  const char* v = std::getenv("BATON_RUN_AHEAD");
+  return v == nullptr || !(std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0);
+}
+
+}  // namespace
 
 StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank& samplers, Backend& backend) {
   StepOutput out;
@@ -12,20 +24,68 @@ StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank
   return out;
 }
 
+LocalRunner::LocalRunner(Stage& stage, PipelineTrace* trace, bool run_ahead)
+    : stage_(stage), trace_(trace), run_ahead_((run_ahead || stage.backend().AsyncGreedy()) && RunAheadAllowed()) {}
+
+// A continuing plan's tokens: the last step's ids on the device while its
+// picks are pending (`device_ids`), else its host tokens copied into
+// `resolved`. Returns the plan to run.
+StatusOr<const StepPlan*> LocalRunner::Resolve(const StepPlan& plan, StepPlan& resolved, const Tensor*& device_ids) {
+  device_ids = nullptr;
+  if (!plan.continues_previous) return &plan;
+  if (!run_ahead_) return Status::Internal("a continuing plan reached a runner that declines them");
+  BATON_RETURN_IF_ERROR(last_status_);
+  if (last_pending_) {
+    device_ids = &last_ids_;
+    return &plan;
+  }
+  if (last_tokens_.size() != plan.seqs.size()) {
+    return Status::Internal("a continuing plan of " + std::to_string(plan.seqs.size()) + " sequences after a step of " +
+                            std::to_string(last_tokens_.size()));
+  }
+  resolved = plan;
+  resolved.token_ids = last_tokens_;
+  return &resolved;
+}
+
 Status LocalRunner::Submit(const StepPlan& plan) {
   PipelineTrace::Scope span(trace_, "compute", plan.micro_batch);
   BusyTime::Scope busy(busy_);
-  StatusOr<Tensor> logits = stage_.ForwardToDevice(plan);
-  done_.push_back(logits.ok() ? FinishStep(plan, std::move(logits).value(), samplers_, stage_.backend())
-                              : logits.status());
+  Submitted step;
+  StepPlan resolved;
+  const Tensor* device_ids = nullptr;
+  StatusOr<const StepPlan*> run = Resolve(plan, resolved, device_ids);
+  StatusOr<Tensor> logits = run.ok() ? stage_.ForwardToDevice(*run.value(), device_ids) : run.status();
+  Backend& backend = stage_.backend();
+  if (!logits.ok()) {
+    step.output = logits.status();
+  } else if (backend.AsyncGreedy() && samplers_.AllGreedy(*run.value())) {
+    const Status started = samplers_.StartGreedy(*run.value(), logits.value(), backend, step.ticket);
+    step.pending = started.ok();
+    if (!started.ok()) step.output = started;
+  } else {
+    step.output = FinishStep(*run.value(), std::move(logits).value(), samplers_, backend);
+  }
+  // What a continuing plan takes next.
+  last_pending_ = step.pending;
+  last_ids_ = step.pending ? step.ticket.ids : Tensor();
+  last_status_ = step.output.ok() ? Status::Ok() : step.output.status();
+  last_tokens_ = step.output.ok() && !step.pending ? step.output.value().tokens : std::vector<int32_t>{};
+  submitted_.push_back(std::move(step));
   return Status::Ok();
 }
 
 StatusOr<StepOutput> LocalRunner::Collect() {
-  if (done_.empty()) return Status::FailedPrecondition("Collect without a submitted step");
-  StatusOr<StepOutput> out = std::move(done_.front());
-  done_.pop_front();
-  return out;
+  if (submitted_.empty()) return Status::FailedPrecondition("Collect without a submitted step");
+  Submitted step = std::move(submitted_.front());
+  submitted_.pop_front();
+  if (step.pending) {
+    BusyTime::Scope busy(busy_);
+    StepOutput out;
+    stage_.backend().FinishTokens(step.ticket, out.tokens);
+    return out;
+  }
+  return std::move(step.output);
 }
 
 }  // namespace baton

@@ -15,18 +15,43 @@ StatusOr<StepOutput> SamplerBank::Sample(const StepPlan& plan, const Tensor& log
   return SampleWith(plan, logits, nullptr);
 }
 
-StatusOr<StepOutput> SamplerBank::SampleWith(const StepPlan& plan, const Tensor& logits, Backend* backend) {
+bool SamplerBank::AllGreedy(const StepPlan& plan) const {
+  if (plan.return_logits) return false;
+  for (const SequenceStep& s : plan.seqs) {
+    if (!s.sample) return false;
+    const SamplingParams* params = &s.sampling;
+    int32_t logprobs = s.logprobs;
+    if (!s.has_sampling) {
+      auto it = sequences_.find(s.seq_id);
+      if (it == sequences_.end()) return false;  // Prepare reports it
+      params = &it->second.sampler.params();
+      logprobs = it->second.logprobs;
+    }
+    if (!params->greedy() || params->repetition_penalty != 1.0f || logprobs >= 0) return false;
+  }
+  return true;
+}
+
+Status SamplerBank::StartGreedy(const StepPlan& plan, const Tensor& logits, Backend& backend,
+                                Backend::TokenTicket& ticket) {
+  std::vector<Entry*> entries;
+  SampleBatch batch;
+  BATON_RETURN_IF_ERROR(Prepare(plan, logits, entries, batch));
+  backend.StartGreedyTokens(logits, ticket);
+  return Status::Ok();
+}
+
+Status SamplerBank::Prepare(const StepPlan& plan, const Tensor& logits, std::vector<Entry*>& entries,
+                            SampleBatch& batch) {
   for (int64_t id : plan.released_seqs) sequences_.erase(id);
   if (logits.ndim() != 2 || logits.dim(0) != static_cast<int64_t>(plan.seqs.size())) {
     return Status::Internal("sampling " + std::to_string(plan.seqs.size()) + " sequences from " + logits.DebugString() +
                             " logits");
   }
-  const int64_t vocab = logits.dim(1);
   const size_t n = plan.seqs.size();
   // Registration and history first: the device needs every row's history.
-  std::vector<Entry*> entries(n, nullptr);
-  SampleBatch batch;
-  batch.rows.resize(n);
+  entries.assign(n, nullptr);
+  batch.rows.assign(n, SampleRow{});
   size_t offset = 0;
   for (size_t i = 0; i < n; ++i) {
     const SequenceStep& s = plan.seqs[i];
@@ -42,8 +67,10 @@ StatusOr<StepOutput> SamplerBank::SampleWith(const StepPlan& plan, const Tensor&
     }
     Entry& e = it->second;
     entries[i] = &e;
-    e.history.insert(e.history.end(), plan.token_ids.begin() + static_cast<int64_t>(offset),
-                     plan.token_ids.begin() + static_cast<int64_t>(offset + s.num_new_tokens));
+    if (e.sampler.params().repetition_penalty != 1.0f) {  // the one reader of the history
+      e.history.insert(e.history.end(), plan.token_ids.begin() + static_cast<int64_t>(offset),
+                       plan.token_ids.begin() + static_cast<int64_t>(offset + s.num_new_tokens));
+    }
     offset += static_cast<size_t>(s.num_new_tokens);
     SampleRow& row = batch.rows[i];
     if (!s.sample) {  // a prompt chunk before the last: history only (a cheap greedy row)
@@ -63,6 +90,15 @@ StatusOr<StepOutput> SamplerBank::SampleWith(const StepPlan& plan, const Tensor&
       row.context_end = static_cast<int32_t>(batch.context.size());
     }
   }
+  return Status::Ok();
+}
+
+StatusOr<StepOutput> SamplerBank::SampleWith(const StepPlan& plan, const Tensor& logits, Backend* backend) {
+  std::vector<Entry*> entries;
+  SampleBatch batch;
+  BATON_RETURN_IF_ERROR(Prepare(plan, logits, entries, batch));
+  const int64_t vocab = logits.dim(1);
+  const size_t n = plan.seqs.size();
   std::vector<int32_t> picked;
   if (backend != nullptr) {
     backend->SampleTokens(logits, batch, picked);

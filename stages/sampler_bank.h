@@ -36,17 +36,28 @@ class SamplerBank {
   StatusOr<StepOutput> Sample(const StepPlan& plan, const Tensor& logits, Backend& backend);
   // `logits` are float32 host memory; every row is sampled here.
   StatusOr<StepOutput> Sample(const StepPlan& plan, const Tensor& logits);
+  // Whether every row of `plan` is a greedy pick without a repetition
+  // penalty or logprobs; StartGreedy takes only such plans.
+  bool AllGreedy(const StepPlan& plan) const;
+  // Sample's bookkeeping, then the picks queued on the backend
+  // (Backend::StartGreedyTokens), whose FinishTokens gives the tokens.
+  Status StartGreedy(const StepPlan& plan, const Tensor& logits, Backend& backend, Backend::TokenTicket& ticket);
   size_t size() const { return sequences_.size(); }
 
  private:
   struct Entry {
     Sampler sampler;
-    int32_t logprobs = -1;         // top-n to return with each token; -1 none
-    std::vector<int32_t> history;  // every token seen: prompt and generated
+    int32_t logprobs = -1;  // top-n to return with each token; -1 none
+    // Every token seen, prompt and generated; kept only for a repetition
+    // penalty, its one reader.
+    std::vector<int32_t> history;
     // The engine of `sampler`, in step with it: Sampler::UniformDouble's
     // draw (53 bits of one 64-bit output) is made from this one.
     std::mt19937_64 draws;
   };
+  // Releases, registers and extends the history as `plan` says; entries[i]
+  // is sequence i's sampler, batch.rows[i] its row's parameters.
+  Status Prepare(const StepPlan& plan, const Tensor& logits, std::vector<Entry*>& entries, SampleBatch& batch);
   StatusOr<StepOutput> SampleWith(const StepPlan& plan, const Tensor& logits, Backend* backend);
   std::map<int64_t, Entry> sequences_;
 };

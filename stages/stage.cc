@@ -130,11 +130,18 @@ StatusOr<Tensor> Stage::Forward(const StepPlan& plan) {
   return backend_.ToHostF32(logits);
 }
 
-StatusOr<Tensor> Stage::ForwardToDevice(const StepPlan& plan) {
+StatusOr<Tensor> Stage::ForwardToDevice(const StepPlan& plan, const Tensor* token_ids) {
   if (!is_first() || !is_last()) return Status::FailedPrecondition("Stage::Forward needs the whole model in one stage");
   BATON_RETURN_IF_ERROR(ValidateStepPlan(plan, config_));
-  if (IsGraphDecode(plan)) return GraphDecode(plan);
+  if (token_ids != nullptr && (token_ids->dtype() != DType::kI32 || token_ids->numel() != plan.num_tokens() ||
+                               plan.num_tokens() != static_cast<int>(plan.seqs.size()))) {
+    return Status::Internal("device token ids " + token_ids->DebugString() + " for a plan of " +
+                            std::to_string(plan.num_tokens()) + " tokens over " + std::to_string(plan.seqs.size()) +
+                            " sequences");
+  }
+  if (IsGraphDecode(plan)) return GraphDecode(plan, token_ids);
   DeviceStepPlan device = UploadStepPlan(plan, backend_);
+  if (token_ids != nullptr) backend_.CopyToDevice(*token_ids, device.token_ids);
   Tensor hidden = Embed(device);
   RunLayers(device, hidden);
   return DeviceLogits(device, hidden);
@@ -159,7 +166,7 @@ void Stage::DropDecodeGraphs() {
   graph_ids_.clear();
 }
 
-Tensor Stage::GraphDecode(const StepPlan& plan) {
+Tensor Stage::GraphDecode(const StepPlan& plan, const Tensor* token_ids) {
   const int n = static_cast<int>(plan.seqs.size());
   int bucket = kMaxGraphBatch;
   for (int b : kGraphBuckets) {
@@ -228,6 +235,10 @@ Tensor Stage::GraphDecode(const StepPlan& plan) {
   }
   in[kQueryStartAt + bucket] = bucket;
   backend_.CopyToDevice(graph_host_, graph_inputs_);
+  if (token_ids != nullptr) {
+    Tensor tokens = graph_inputs_.Rows(kTokensAt, kTokensAt + n);
+    backend_.CopyToDevice(*token_ids, tokens);
+  }
 
   DeviceStepPlan d;
   auto field = [&](int64_t at, int64_t count) { return graph_inputs_.Rows(at, at + count); };

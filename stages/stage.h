@@ -69,7 +69,10 @@ class Stage {
   // backend's memory (ForwardToDevice) or on the host (Forward).
   // The logits of a decode step replayed from a graph alias a buffer the
   // next step overwrites: use them before running another.
-  StatusOr<Tensor> ForwardToDevice(const StepPlan& plan);
+  // `token_ids`, when given, are the new tokens in this backend's memory
+  // (I32, one a sequence, each sequence decoding one): they replace
+  // plan.token_ids, whatever those hold (StepPlan::continues_previous).
+  StatusOr<Tensor> ForwardToDevice(const StepPlan& plan, const Tensor* token_ids = nullptr);
   StatusOr<Tensor> Forward(const StepPlan& plan);
 
   static constexpr int kMaxGraphBatch = 64;
@@ -83,7 +86,7 @@ class Stage {
   Stage(const ModelConfig& config, StageWeights weights, PagedKvCache cache, Backend& backend);
 
   bool IsGraphDecode(const StepPlan& plan) const;
-  Tensor GraphDecode(const StepPlan& plan);
+  Tensor GraphDecode(const StepPlan& plan, const Tensor* token_ids);
   // The padded step on the graph buffers: embedding to logits [bucket, vocab].
   void RunPaddedStep(const DeviceStepPlan& plan, int bucket);
   // logits = lm_head(final norm(picked)); normed: the norm's scratch.

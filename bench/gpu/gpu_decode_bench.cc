@@ -72,6 +72,32 @@ StatusOr<Timing> TimeGeneration(ModelSession& session, int prompt_tokens, int ne
   return t;
 }
 
+// Microseconds a decode step takes when `steps` of them are queued back to
+// back with nothing between (no sampling, no host work): the pace the
+// scheduler's run-ahead can at best reach. One sequence of `context`
+// tokens (random K/V) in the session's idle cache.
+StatusOr<double> BackToBackStepUs(ModelSession& session, int context, int steps) {
+  StepPlan plan;
+  plan.block_size = session.blocks().block_size();
+  SequenceStep seq;
+  seq.num_new_tokens = 1;
+  seq.context_len = context;
+  for (int b = 0; b * plan.block_size < context + steps; ++b) seq.block_table.push_back(b);
+  plan.seqs = {seq};
+  plan.token_ids = {17};
+  Stage& stage = session.stage();
+  for (int i = 0; i < 3; ++i) BATON_RETURN_IF_ERROR(stage.Forward(plan).status());  // graph recorded, warm
+  const auto start = Clock::now();
+  StatusOr<Tensor> logits = Status::Ok();
+  for (int i = 0; i < steps; ++i) {
+    plan.seqs[0].context_len = context + i;
+    logits = stage.ForwardToDevice(plan);
+    BATON_RETURN_IF_ERROR(logits.status());
+  }
+  stage.backend().ToHostF32(logits.value());  // waits for the last
+  return Seconds(start, Clock::now()) * 1e6 / steps;
+}
+
 // GPU time per op kind over `steps` decode steps after a `prompt_tokens`
 // prefill, through a Stage on an OpTimingBackend (weights loaded again).
 StatusOr<nlohmann::json> ProfileDecodeStep(const std::string& model, DType dtype, int prompt_tokens, int steps) {
@@ -172,6 +198,8 @@ Status Run(const std::string& model, const std::string& label, DType dtype, int 
     out["ttft_ms"] = Median(ttft);
     out["ttft_ms_runs"] = ttft;
   }
+  BATON_ASSIGN_OR_RETURN(out["back_to_back_step_us"], BackToBackStepUs(*session, prompt_tokens, new_tokens));
+  out["decode_step_us"] = 1e6 / Median(decode);
   session.reset();
   if (profile) {
     BATON_ASSIGN_OR_RETURN(out["decode_step_profile"], ProfileDecodeStep(model, dtype, prompt_tokens, 32));

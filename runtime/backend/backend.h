@@ -210,9 +210,23 @@ class Backend {
   // CPU backend answers so for every row: its logits already are host
   // memory, and the host Sampler is its sampler). tokens: resized to rows.
   virtual void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) = 0;
-  // Copies host memory into an existing tensor of this backend (same
-  // dtype and element count), queued like an op: fixed-address inputs.
-  virtual void CopyToDevice(const Tensor& host, Tensor& device) = 0;
+  // Greedy sampling that does not wait (AsyncGreedy): StartGreedyTokens
+  // queues the argmax of every logits row into ticket.ids (this backend's
+  // [rows] I32, which later queued ops may read: the next step's input
+  // tokens) and its copy to the host; FinishTokens waits for that copy
+  // alone, not for work queued after it. Ties go to the lowest id, as in
+  // SampleTokens. A backend without it is never asked.
+  struct TokenTicket {
+    Tensor ids;
+    int slot = -1;  // the backend's
+  };
+  virtual bool AsyncGreedy() const { return false; }
+  virtual void StartGreedyTokens(const Tensor& /*logits*/, TokenTicket& /*ticket*/) {}
+  virtual void FinishTokens(TokenTicket& /*ticket*/, std::vector<int32_t>& /*tokens*/) {}
+  // Copies host memory, or memory of this backend, into an existing tensor
+  // of this backend (same dtype and element count), queued like an op:
+  // fixed-address inputs.
+  virtual void CopyToDevice(const Tensor& source, Tensor& device) = 0;
 
   // Step graphs (CUDA graphs). Between BeginGraph and EndGraph the ops are
   // recorded, not run; RunGraph replays them with whatever the same

@@ -36,6 +36,9 @@ Status StepPlan::Validate() const {
       return Status::Internal(who + " has " + std::to_string(s.num_new_tokens) + " new tokens of " +
                               std::to_string(s.context_len));
     }
+    if (continues_previous && (s.num_new_tokens != 1 || !s.sample || s.has_sampling)) {
+      return Status::Internal(who + " continues the previous step but is not a registered one-token decode");
+    }
     if (static_cast<int64_t>(s.block_table.size()) * block_size < s.context_len) {
       return Status::Internal(who + " has too few KV blocks for " + std::to_string(s.context_len) + " tokens");
     }

@@ -54,6 +54,11 @@ struct StepPlan {
   std::vector<int32_t> token_ids;  // [N]: the new tokens, sequence after sequence
   // Return the logit rows instead of sampling (`baton logits`).
   bool return_logits = false;
+  // The same sequences as the plan submitted just before this one, in the
+  // same order, one new token each: the token each samples in that step,
+  // which the runner fills in (token_ids hold placeholders). Only for a
+  // runner that can_run_ahead (Scheduler's run-ahead).
+  bool continues_previous = false;
   // Sequences that finished: the last stage drops their samplers.
   std::vector<int64_t> released_seqs;
   // Telemetry: cumulative compute microseconds of each stage the step has

@@ -45,6 +45,10 @@ class ModelRunner {
   // How many steps may be in flight at once for the pipeline to stay busy
   // (1 for a single stage, the number of stages for a pipeline).
   virtual int preferred_in_flight() const = 0;
+  // Whether Submit takes a plan with continues_previous: the runner feeds
+  // each sequence the token it samples in the step submitted before, which
+  // need not have been collected yet.
+  virtual bool can_run_ahead() const { return false; }
   virtual Status Submit(const StepPlan& plan) = 0;
   virtual StatusOr<StepOutput> Collect() = 0;
   // Each stage's cumulative compute seconds, in stage order, as last

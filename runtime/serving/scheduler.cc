@@ -16,6 +16,7 @@ Scheduler::Scheduler(ModelRunner& runner, const Tokenizer* tokenizer, KvBlockMan
     : runner_(runner), tokenizer_(tokenizer), blocks_(blocks), options_(options) {
   if (options_.micro_batches <= 0) options_.micro_batches = std::max(1, runner.preferred_in_flight());
   if (options_.max_batch_tokens <= 0) options_.max_batch_tokens = kDefaultMaxBatchTokens;
+  options_.run_ahead = options_.run_ahead && runner.can_run_ahead();
   slots_.resize(static_cast<size_t>(options_.micro_batches));
 }
 
@@ -79,7 +80,11 @@ bool Scheduler::Cancel(RequestId id) {
 
 Status Scheduler::Step() {
   for (size_t i = 0; i < slots_.size(); ++i) {
-    if (!slots_[i].in_flight) BATON_RETURN_IF_ERROR(PlanAndSubmit(static_cast<int>(i)));
+    if (slots_[i].steps.empty()) BATON_RETURN_IF_ERROR(PlanAndSubmit(static_cast<int>(i)));
+  }
+  for (size_t i = 0; options_.run_ahead && i < slots_.size(); ++i) {
+    if (slots_[i].steps.size() == 1 && CanRunAhead(slots_[i]))
+      BATON_RETURN_IF_ERROR(SubmitRunAhead(static_cast<int>(i)));
   }
   if (in_flight_.empty()) {
     // Only an empty scheduler has nothing to run: a request alone always
@@ -89,7 +94,6 @@ Status Scheduler::Step() {
   }
   const int slot = in_flight_.front();
   in_flight_.pop_front();
-  slots_[slot].in_flight = false;
   BATON_ASSIGN_OR_RETURN(StepOutput out, runner_.Collect());
   ++steps_;
   return AcceptStep(slot, out);
@@ -97,10 +101,8 @@ Status Scheduler::Step() {
 
 Status Scheduler::DrainInFlight() {
   while (!in_flight_.empty()) {
-    Slot& slot = slots_[in_flight_.front()];
+    slots_[in_flight_.front()].steps.pop_front();
     in_flight_.pop_front();
-    slot.in_flight = false;
-    slot.entries.clear();
     BATON_RETURN_IF_ERROR(runner_.Collect().status());
   }
   return Status::Ok();
@@ -109,16 +111,13 @@ Status Scheduler::DrainInFlight() {
 void Scheduler::FailAll(const Status& error) {
   while (!sequences_.empty()) Finish(*sequences_.begin()->second, FinishReason::kError, error);
   in_flight_.clear();
-  for (Slot& slot : slots_) {
-    slot.in_flight = false;
-    slot.entries.clear();
-  }
+  for (Slot& slot : slots_) slot.steps.clear();
 }
 
 Status Scheduler::AcceptStep(int slot_index, const StepOutput& out) {
   Slot& slot = slots_[slot_index];
-  std::vector<Slot::Entry> entries = std::move(slot.entries);
-  slot.entries.clear();
+  const std::vector<Slot::Entry> entries = std::move(slot.steps.front());
+  slot.steps.pop_front();
   if (out.tokens.size() != entries.size()) {
     return Status::Internal("step returned " + std::to_string(out.tokens.size()) + " tokens for " +
                             std::to_string(entries.size()) + " sequences");
@@ -175,9 +174,8 @@ Status Scheduler::PlanAndSubmit(int slot_index) {
   }
   if (plan.empty()) return Status::Ok();
 
-  StepPlan step = BuildPlan(slot_index, plan);
+  StepPlan step = BuildPlan(slot_index, plan, /*run_ahead=*/false);
   BATON_RETURN_IF_ERROR(runner_.Submit(step));
-  slot.in_flight = true;
   in_flight_.push_back(slot_index);
   if (options_.prefix_caching) {
     // Submitted: later steps reading these blocks reach every stage after
@@ -189,25 +187,66 @@ Status Scheduler::PlanAndSubmit(int slot_index) {
   return Status::Ok();
 }
 
-StepPlan Scheduler::BuildPlan(int slot_index, const std::vector<Placement>& placements) {
+// Whether the slot's step in flight can be followed at once by the next
+// decode step of the same sequences (SchedulerOptions::run_ahead).
+bool Scheduler::CanRunAhead(const Slot& slot) const {
+  if (!waiting_.empty()) return false;
+  const std::vector<Slot::Entry>& step = slot.steps.front();
+  if (step.empty() || step.size() != slot.members.size()) return false;
+  for (const Slot::Entry& e : step) {
+    auto it = sequences_.find(e.id);
+    if (!e.samples || it == sequences_.end() || it->second->life != e.life) return false;
+    const Sequence& s = *it->second;
+    // The step in flight computes the last known token, and its sample and
+    // the run-ahead one must both be wanted.
+    if (s.pending() != 0) return false;
+    if (s.num_generated() + 2 > s.request.max_new_tokens) return false;
+  }
+  return true;
+}
+
+// The slot's sequences, in the order of its step in flight, one token each:
+// the ones that step samples (StepPlan::continues_previous).
+Status Scheduler::SubmitRunAhead(int slot_index) {
+  Slot& slot = slots_[slot_index];
+  std::vector<Placement> plan;
+  for (const Slot::Entry& e : slot.steps.front()) {
+    Sequence& s = *sequences_.at(e.id);
+    // Optional work: it preempts nobody.
+    if (!blocks_.Reserve(s.blocks, s.computed + 1).ok()) return Status::Ok();
+    plan.push_back({&s, 1});
+  }
+  StepPlan step = BuildPlan(slot_index, plan, /*run_ahead=*/true);
+  BATON_RETURN_IF_ERROR(runner_.Submit(step));
+  in_flight_.push_back(slot_index);
+  return Status::Ok();
+}
+
+StepPlan Scheduler::BuildPlan(int slot_index, const std::vector<Placement>& placements, bool run_ahead) {
   Slot& slot = slots_[slot_index];
   StepPlan plan;
   plan.block_size = blocks_.block_size();
   plan.micro_batch = slot_index;
+  plan.continues_previous = run_ahead;
   plan.released_seqs = std::move(released_);
   released_.clear();
-  slot.entries.clear();
+  std::vector<Slot::Entry>& entries = slot.steps.emplace_back();
   for (const Placement& p : placements) {
     Sequence& s = *p.seq;
     s.MarkScheduled();
     SequenceStep step;
     step.seq_id = s.seq_id;
     step.num_new_tokens = p.take;
-    plan.token_ids.insert(plan.token_ids.end(), s.tokens.begin() + s.computed, s.tokens.begin() + s.computed + p.take);
+    if (run_ahead) {
+      plan.token_ids.push_back(0);  // the runner's to fill in
+    } else {
+      plan.token_ids.insert(plan.token_ids.end(), s.tokens.begin() + s.computed,
+                            s.tokens.begin() + s.computed + p.take);
+    }
     s.computed += p.take;
     step.context_len = s.computed;
     step.block_table = s.blocks;
-    step.sample = s.pending() == 0;
+    step.sample = run_ahead || s.pending() == 0;
     if (!s.registered) {
       // The sampler starts with the sequence's first step, whatever chunk
       // it is: it must see every token for the repetition penalty. After a
@@ -219,7 +258,7 @@ StepPlan Scheduler::BuildPlan(int slot_index, const std::vector<Placement>& plac
       s.registered = true;
     }
     plan.seqs.push_back(std::move(step));
-    slot.entries.push_back({s.id, s.life, plan.seqs.back().sample});
+    entries.push_back({s.id, s.life, plan.seqs.back().sample});
   }
   return plan;
 }

@@ -22,6 +22,10 @@
 //   full blocks of every submitted step are published for later prompts.
 //   Requests with a repetition penalty do not reuse blocks: the last stage's
 //   sampler sees only the tokens its plans carry, and the penalty needs all.
+// - Run-ahead (SchedulerOptions::run_ahead): where the runner can feed a step
+//   the tokens of the step before it on the device, a slot's next decode
+//   step is submitted while its current one still runs, so the GPU does not
+//   idle while the host accepts tokens and plans.
 //
 // Validation is the caller's job (Validate) before Add. Not thread-safe:
 // one thread drives a Scheduler (Engine adds the thread-safe front).
@@ -46,6 +50,15 @@ struct SchedulerOptions {
   int micro_batches = 0;        // slots (steps in flight); <= 0: runner.preferred_in_flight()
   int max_batch_tokens = 2048;  // tokens per step (decode + prefill chunks); <= 0: 2048
   bool prefix_caching = true;
+  // Submit a slot's next decode step before its current one returns, when
+  // the runner can feed it the tokens that one samples
+  // (ModelRunner::can_run_ahead): the host's work between steps then
+  // overlaps the device's. Only while nobody waits to join, and for a slot
+  // whose every sequence is in its step in flight, has two or more tokens
+  // to go and gets a block without preempting anyone. A sequence that ends
+  // on the token of the step before (EOS, stop string) drops its run-ahead
+  // token.
+  bool run_ahead = true;
 };
 
 class Scheduler {
@@ -72,7 +85,8 @@ class Scheduler {
   bool Cancel(RequestId id);
 
   // One iteration: submits a step for every slot not in flight that has
-  // work, then collects the oldest step in flight and accepts its tokens.
+  // work and a run-ahead step where it may, then collects the oldest step
+  // in flight and accepts its tokens.
   // A runner error is returned as is; the scheduler is then to be failed
   // (FailAll).
   Status Step();
@@ -95,15 +109,16 @@ class Scheduler {
  private:
   struct Slot {
     std::vector<Sequence*> members;  // running here, in joining order
-    bool in_flight = false;
-    // The step in flight: per sequence of its plan, who and whether its
-    // sampled token counts.
+    // Per sequence of a step in flight: who and whether its sampled token
+    // counts.
     struct Entry {
       RequestId id;
       int life;
       bool samples;
     };
-    std::vector<Entry> entries;
+    // The slot's steps in flight, oldest first: one, or two when the
+    // newer one runs ahead (SubmitRunAhead).
+    std::deque<std::vector<Entry>> steps;
   };
   struct Placement {
     Sequence* seq;
@@ -111,13 +126,15 @@ class Scheduler {
   };
 
   Status PlanAndSubmit(int slot);
+  Status SubmitRunAhead(int slot);
+  bool CanRunAhead(const Slot& slot) const;
   bool Grow(Sequence& s, int num_tokens, std::vector<Placement>& plan, int& budget);
   bool Admit(Sequence& s);
   void Preempt(Sequence& s, std::vector<Placement>& plan, int& budget);
   Sequence* NewestRunning();
   void Leave(Sequence& s);  // out of its slot or the queue; blocks and sampler freed
   void Finish(Sequence& s, FinishReason reason, const Status& error = Status::Ok());
-  StepPlan BuildPlan(int slot, const std::vector<Placement>& placements);
+  StepPlan BuildPlan(int slot, const std::vector<Placement>& placements, bool run_ahead);
   Status AcceptStep(int slot, const StepOutput& out);
 
   ModelRunner& runner_;

@@ -106,10 +106,10 @@ void CpuBackend::SampleTokens(const Tensor& logits, const SampleBatch& batch, st
   tokens.assign(batch.rows.size(), kSampleOnHost);
 }
 
-void CpuBackend::CopyToDevice(const Tensor& host, Tensor& device) {
-  CpuCheck(host.dtype() == device.dtype() && host.numel() == device.numel(), "CopyToDevice",
-           "host and device tensors must match in dtype and size");
-  if (host.nbytes() > 0) std::memcpy(device.raw(), host.raw(), host.nbytes());
+void CpuBackend::CopyToDevice(const Tensor& source, Tensor& device) {
+  CpuCheck(source.dtype() == device.dtype() && source.numel() == device.numel(), "CopyToDevice",
+           "source and destination tensors must match in dtype and size");
+  if (source.nbytes() > 0) std::memcpy(device.raw(), source.raw(), source.nbytes());
 }
 
 }  // namespace baton

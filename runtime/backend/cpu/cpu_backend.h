@@ -42,7 +42,7 @@ class CpuBackend final : public Backend {
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) override;
   // Every row kSampleOnHost: the host Sampler is the CPU's sampler.
   void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) override;
-  void CopyToDevice(const Tensor& host, Tensor& device) override;
+  void CopyToDevice(const Tensor& source, Tensor& device) override;
 };
 
 // Aborts with a message when a shape precondition of an op is violated: these

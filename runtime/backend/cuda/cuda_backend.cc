@@ -88,6 +88,14 @@ CudaBackend::~CudaBackend() {
   attention_workspace_ = Tensor();
   attention_counters_ = Tensor();
   sampling_workspace_ = Tensor();
+  for (TokenLanding& l : token_landings_) {
+    if (l.host != nullptr) cudaFreeHost(l.host);
+    if (l.copied != nullptr) cudaEventDestroy(l.copied);
+  }
+  for (HostStaging& h : host_staging_) {
+    if (h.host != nullptr) cudaFreeHost(h.host);
+    if (h.copied != nullptr) cudaEventDestroy(h.copied);
+  }
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
   // allocator_ lives on while tensors from it do; its last owner frees it.
 }
@@ -372,14 +380,77 @@ void CudaBackend::CopyTokensToHost(const Tensor& ids, std::vector<int32_t>& toke
   DieIfError(Synchronize(), "SampleTokens");
 }
 
-void CudaBackend::CopyToDevice(const Tensor& host, Tensor& device) {
-  RequireDevice("CopyToDevice", {&device});
-  if (host.dtype() != device.dtype() || host.numel() != device.numel()) {
-    Die("CopyToDevice", "host " + host.DebugString() + " does not fit " + device.DebugString());
+void CudaBackend::StartGreedyTokens(const Tensor& logits, TokenTicket& ticket) {
+  RequireDevice("StartGreedyTokens", {&logits});
+  if (logits.ndim() != 2) Die("StartGreedyTokens", "logits " + logits.DebugString() + " are not [rows, vocab]");
+  const int64_t rows = logits.dim(0);
+  const int index = next_landing_;
+  TokenLanding& landing = token_landings_[static_cast<size_t>(index)];
+  if (landing.held) Die("StartGreedyTokens", "more tickets outstanding than landing places");
+  next_landing_ = (next_landing_ + 1) % static_cast<int>(token_landings_.size());
+  if (landing.capacity < rows) {
+    if (landing.host != nullptr) BATON_CUDA_OR_DIE("StartGreedyTokens", cudaFreeHost(landing.host));
+    landing.host = nullptr;
+    void* host = nullptr;
+    BATON_CUDA_OR_DIE("StartGreedyTokens", cudaMallocHost(&host, static_cast<size_t>(rows) * sizeof(int32_t)));
+    landing.host = static_cast<int32_t*>(host);
+    landing.capacity = rows;
   }
-  if (host.nbytes() == 0) return;
+  if (landing.copied == nullptr) {
+    BATON_CUDA_OR_DIE("StartGreedyTokens", cudaEventCreateWithFlags(&landing.copied, cudaEventDisableTiming));
+  }
+  ticket.ids = Allocate({rows}, DType::kI32);
+  if (rows > 0) {
+    cuda::LaunchGreedyTokens(logits, ticket.ids.data<int32_t>(), stream_);
+    BATON_CUDA_OR_DIE("StartGreedyTokens", cudaMemcpyAsync(landing.host, ticket.ids.raw(), ticket.ids.nbytes(),
+                                                           cudaMemcpyDeviceToHost, stream_));
+  }
+  BATON_CUDA_OR_DIE("StartGreedyTokens", cudaEventRecord(landing.copied, stream_));
+  landing.held = true;
+  ticket.slot = index;
+}
+
+void CudaBackend::FinishTokens(TokenTicket& ticket, std::vector<int32_t>& tokens) {
+  if (ticket.slot < 0 || ticket.slot >= static_cast<int>(token_landings_.size()) ||
+      !token_landings_[static_cast<size_t>(ticket.slot)].held) {
+    Die("FinishTokens", "a ticket StartGreedyTokens did not give, or finished twice");
+  }
+  TokenLanding& landing = token_landings_[static_cast<size_t>(ticket.slot)];
+  BATON_CUDA_OR_DIE("FinishTokens", cudaEventSynchronize(landing.copied));
+  tokens.assign(landing.host, landing.host + ticket.ids.numel());
+  landing.held = false;
+  ticket.slot = -1;
+}
+
+void CudaBackend::CopyToDevice(const Tensor& source, Tensor& device) {
+  RequireDevice("CopyToDevice", {&device});
+  if (source.dtype() != device.dtype() || source.numel() != device.numel()) {
+    Die("CopyToDevice", "source " + source.DebugString() + " does not fit " + device.DebugString());
+  }
+  const size_t bytes = source.nbytes();
+  if (bytes == 0) return;
+  if (source.device() == Device::kCuda) {
+    BATON_CUDA_OR_DIE("CopyToDevice",
+                      cudaMemcpyAsync(device.raw(), source.raw(), bytes, cudaMemcpyDeviceToDevice, stream_));
+    return;
+  }
+  HostStaging& staging = host_staging_[static_cast<size_t>(next_staging_)];
+  next_staging_ = (next_staging_ + 1) % static_cast<int>(host_staging_.size());
+  if (staging.copied == nullptr) {
+    BATON_CUDA_OR_DIE("CopyToDevice", cudaEventCreateWithFlags(&staging.copied, cudaEventDisableTiming));
+  } else {
+    BATON_CUDA_OR_DIE("CopyToDevice", cudaEventSynchronize(staging.copied));  // its last copy has read it
+  }
+  if (staging.capacity < bytes) {
+    if (staging.host != nullptr) BATON_CUDA_OR_DIE("CopyToDevice", cudaFreeHost(staging.host));
+    staging.host = nullptr;
+    BATON_CUDA_OR_DIE("CopyToDevice", cudaMallocHost(&staging.host, bytes));
+    staging.capacity = bytes;
+  }
+  std::memcpy(staging.host, source.raw(), bytes);
   BATON_CUDA_OR_DIE("CopyToDevice",
-                    cudaMemcpyAsync(device.raw(), host.raw(), host.nbytes(), cudaMemcpyHostToDevice, stream_));
+                    cudaMemcpyAsync(device.raw(), staging.host, bytes, cudaMemcpyHostToDevice, stream_));
+  BATON_CUDA_OR_DIE("CopyToDevice", cudaEventRecord(staging.copied, stream_));
 }
 
 void CudaBackend::BeginGraph() {

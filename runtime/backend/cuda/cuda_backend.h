@@ -21,6 +21,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <initializer_list>
 #include <memory>
 #include <vector>
@@ -82,7 +83,12 @@ class CudaBackend final : public Backend {
   void GatherRows(const Tensor& x, const Tensor& rows, Tensor& out) override;
   // sample_tokens.cuh; waits for the ids (the one sync of a decode step).
   void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) override;
-  void CopyToDevice(const Tensor& host, Tensor& device) override;
+  // The ids' copy lands in page-locked memory and is waited for by an event,
+  // so a step queued after it keeps running (the scheduler's run-ahead).
+  bool AsyncGreedy() const override { return true; }
+  void StartGreedyTokens(const Tensor& logits, TokenTicket& ticket) override;
+  void FinishTokens(TokenTicket& ticket, std::vector<int32_t>& tokens) override;
+  void CopyToDevice(const Tensor& source, Tensor& device) override;
 
   // CUDA graphs, captured from this backend's stream (thread-local mode).
   bool SupportsGraphs() const override { return true; }
@@ -132,7 +138,27 @@ class CudaBackend final : public Backend {
   bool fresh_prefill_ = true;
   bool decode_fusions_ = true;
   int decode_split_keys_ = cuda::kDefaultMinKeysPerSplit;
-  Tensor sampling_workspace_;            // SampleTokens' per-row scratch, grown on demand
+  Tensor sampling_workspace_;  // SampleTokens' per-row scratch, grown on demand
+  // StartGreedyTokens' landing places, used round robin; a ticket holds one
+  // until FinishTokens.
+  struct TokenLanding {
+    int32_t* host = nullptr;  // page-locked
+    int64_t capacity = 0;
+    cudaEvent_t copied = nullptr;
+    bool held = false;
+  };
+  std::array<TokenLanding, 4> token_landings_;
+  int next_landing_ = 0;
+  // CopyToDevice's page-locked copies of host sources, used round robin.
+  // From pageable memory cudaMemcpyAsync may wait for the stream to drain,
+  // which would stall a step queued behind the one running.
+  struct HostStaging {
+    void* host = nullptr;
+    size_t capacity = 0;
+    cudaEvent_t copied = nullptr;  // recorded after the copy that read it last
+  };
+  std::array<HostStaging, 8> host_staging_;
+  int next_staging_ = 0;
   std::vector<cudaGraphExec_t> graphs_;  // by id; null once dropped
   bool capturing_ = false;
   uint64_t scratch_generation_ = 0;  // bumped when attention_workspace_ is replaced

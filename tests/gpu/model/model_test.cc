@@ -22,6 +22,7 @@
 #include "runtime/checkpoint/checkpoint.h"
 #include "runtime/serving/generator.h"
 #include "stages/model_session.h"
+#include "tests/unit/stages/counting_runner.h"
 
 namespace baton {
 namespace {
@@ -174,6 +175,58 @@ TEST_P(GpuModelTest, F32GreedyGenerationEqualsReference) {
     EXPECT_EQ((*results)[p].output_ids, reference_["prompts"][p]["greedy"].get<std::vector<int32_t>>())
         << GetParam() << " prompt " << p;
   }
+}
+
+// The scheduler's run-ahead on the GPU, where each continuing step takes
+// its tokens from the step before's ids on the device: every prompt alone
+// (decode graphs), all together, and mixed sampling, stop strings and a
+// repetition penalty give what they give without run-ahead.
+TEST_P(GpuModelTest, RunAheadGenerationEqualsGenerationWithoutIt) {
+  auto session = OpenOnGpu(GetParam(), DType::kF32, size_t{256} << 20);
+  ASSERT_NE(session, nullptr);
+  ASSERT_TRUE(session->runner().can_run_ahead());
+  std::vector<GenerationRequest> greedy, mixed;
+  for (size_t p = 0; p < num_prompts(); ++p) {
+    GenerationRequest r;
+    r.prompt_ids = PromptIds(p);
+    r.max_new_tokens = static_cast<int>(reference_["prompts"][p]["greedy"].size());
+    r.ignore_eos = true;
+    r.sampling.temperature = 0;
+    greedy.push_back(r);
+    r.sampling.temperature = 0.8f;
+    r.sampling.top_k = 20;
+    r.sampling.seed = 7 + p;
+    r.sampling.repetition_penalty = p % 2 == 0 ? 1.0f : 1.2f;
+    if (p % 3 == 0) r.stop = {"the"};
+    mixed.push_back(r);
+  }
+  auto generate = [&](const std::vector<GenerationRequest>& requests, bool run_ahead, int* continuations) {
+    testing::CountingRunner counting(session->runner());
+    Generator generator(counting, session->tokenizer(), session->blocks(), SchedulerOptions{.run_ahead = run_ahead});
+    auto results = generator.Generate(requests);
+    EXPECT_TRUE(results.ok()) << results.status().ToString();
+    if (continuations != nullptr) *continuations += counting.continuations;
+    return results.ok() ? std::move(results).value() : std::vector<GenerationResult>{};
+  };
+  int continuations = 0;
+  for (size_t p = 0; p < num_prompts(); ++p) {
+    const auto alone = generate({greedy[p]}, true, &continuations);
+    ASSERT_EQ(alone.size(), 1u);
+    EXPECT_EQ(alone[0].output_ids, reference_["prompts"][p]["greedy"].get<std::vector<int32_t>>()) << p;
+  }
+  EXPECT_GT(continuations, 0);
+  EXPECT_GT(session->stage().graph_replays(), 0);
+  for (const auto* requests : {&greedy, &mixed}) {
+    const auto ahead = generate(*requests, true, nullptr);
+    const auto plain = generate(*requests, false, nullptr);
+    ASSERT_EQ(ahead.size(), requests->size());
+    ASSERT_EQ(plain.size(), requests->size());
+    for (size_t i = 0; i < ahead.size(); ++i) {
+      EXPECT_EQ(ahead[i].output_ids, plain[i].output_ids) << GetParam() << " request " << i;
+      EXPECT_EQ(ahead[i].finish_reason, plain[i].finish_reason) << GetParam() << " request " << i;
+    }
+  }
+  EXPECT_EQ(session->blocks().num_used_blocks(), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GpuModelTest, ::testing::Values("gpt2-mini", "llama-mini"),
