@@ -30,6 +30,10 @@ namespace baton {
 namespace {
 
 constexpr size_t kCublasWorkspaceBytes = 32u << 20;  // what cuBLAS asks for on Hopper
+// Host sources up to this size (a step's inputs) go through CopyToDevice's
+// page-locked staging; larger ones (training's parameters) are copied
+// straight from where they are, so the staging never pins much memory.
+constexpr size_t kStagedCopyMaxBytes = size_t{4} << 20;
 
 [[noreturn]] void Die(const char* op, const std::string& what) {
   std::fprintf(stderr, "baton: fatal: cuda %s: %s\n", op, what.c_str());
@@ -429,9 +433,9 @@ void CudaBackend::CopyToDevice(const Tensor& source, Tensor& device) {
   }
   const size_t bytes = source.nbytes();
   if (bytes == 0) return;
-  if (source.device() == Device::kCuda) {
-    BATON_CUDA_OR_DIE("CopyToDevice",
-                      cudaMemcpyAsync(device.raw(), source.raw(), bytes, cudaMemcpyDeviceToDevice, stream_));
+  if (source.device() == Device::kCuda || bytes > kStagedCopyMaxBytes) {
+    const cudaMemcpyKind kind = source.device() == Device::kCuda ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice;
+    BATON_CUDA_OR_DIE("CopyToDevice", cudaMemcpyAsync(device.raw(), source.raw(), bytes, kind, stream_));
     return;
   }
   HostStaging& staging = host_staging_[static_cast<size_t>(next_staging_)];

@@ -149,7 +149,8 @@ class CudaBackend final : public Backend {
   };
   std::array<TokenLanding, 4> token_landings_;
   int next_landing_ = 0;
-  // CopyToDevice's page-locked copies of host sources, used round robin.
+  // CopyToDevice's page-locked copies of small host sources, used round
+  // robin.
   // From pageable memory cudaMemcpyAsync may wait for the stream to drain,
   // which would stall a step queued behind the one running.
   struct HostStaging {
