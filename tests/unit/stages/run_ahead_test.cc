@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <thread>
 
+#include "runtime/serving/engine.h"
 #include "runtime/serving/generator.h"
 #include "runtime/serving/scheduler.h"
 #include "stages/local_runner.h"
 #include "stages/model_session.h"
 #include "tests/test_data.h"
+#include "tests/unit/serving/event_collector.h"
 #include "tests/unit/stages/counting_runner.h"
 
 namespace baton {
@@ -174,6 +177,43 @@ TEST(RunAhead, CancellingWithTwoStepsInFlightFreesEverythingAndSparesTheOthers) 
   EXPECT_EQ(finals[2].result.finish_reason, FinishReason::kLength);
   EXPECT_EQ(finals[2].result.output_ids, ref["prompts"][1]["greedy"].get<std::vector<int32_t>>());
   EXPECT_EQ(session->blocks().num_used_blocks(), 0);
+}
+
+// The server's loop: requests that arrive while steps run ahead join at the
+// next step, a cancel frees its blocks, and the others stream the fixture.
+TEST(RunAhead, EngineTakesLateRequestsAndCancelsWhileRunningAhead) {
+  auto session = OpenMini("llama-mini", size_t{64} << 20);
+  const auto ref = testing::LoadTestJson("llama-mini/reference.json");
+  const auto prompts = FixturePrompts(ref, 24);
+  LocalRunner local(session->stage(), nullptr, /*run_ahead=*/true);
+  testing::CountingRunner ahead(local);
+  Engine engine(ahead, session->tokenizer(), session->blocks(), {});
+  testing::EventCollector events;
+  GenerationRequest endless = prompts[0];
+  endless.max_new_tokens = 400;
+  auto cancelled = engine.Submit(endless, events.Sink(-1));
+  ASSERT_TRUE(cancelled.ok());
+  Status loop;
+  std::thread t([&] { loop = engine.Run(); });
+  ASSERT_TRUE(events.WaitTokens(-1, 5));
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    ASSERT_TRUE(engine.Submit(prompts[p], events.Sink(static_cast<int>(p))).ok());
+  }
+  ASSERT_TRUE(events.WaitTokens(0, 3));
+  engine.Cancel(*cancelled);
+  ASSERT_TRUE(events.WaitFinals(prompts.size() + 1));
+  for (int i = 0; i < 400 && !engine.Idle(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(engine.Stats().kv_usage, 0.0);
+  engine.Stop();
+  t.join();
+  EXPECT_TRUE(loop.ok()) << loop.ToString();
+  EXPECT_EQ(events.Get(-1).final.result.finish_reason, FinishReason::kCancelled);
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    EXPECT_EQ(events.Get(static_cast<int>(p)).final.result.output_ids,
+              ref["prompts"][p]["greedy"].get<std::vector<int32_t>>())
+        << p;
+  }
+  EXPECT_GT(ahead.continuations, 0);
 }
 
 }  // namespace
