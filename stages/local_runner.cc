@@ -27,6 +27,13 @@ StatusOr<StepOutput> FinishStep(const StepPlan& plan, Tensor logits, SamplerBank
 LocalRunner::LocalRunner(Stage& stage, PipelineTrace* trace, bool run_ahead)
     : stage_(stage), trace_(trace), run_ahead_((run_ahead || stage.backend().AsyncGreedy()) && RunAheadAllowed()) {}
 
+LocalRunner::~LocalRunner() {
+  std::vector<int32_t> dropped;
+  for (Submitted& step : submitted_) {
+    if (step.pending) stage_.backend().FinishTokens(step.ticket, dropped);
+  }
+}
+
 // A continuing plan's tokens: the last step's ids on the device while its
 // picks are pending (`device_ids`), else its host tokens copied into
 // `resolved`. Returns the plan to run.

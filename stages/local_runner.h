@@ -24,6 +24,8 @@ class LocalRunner final : public ModelRunner {
   // backend samples synchronously (then it gains nothing: tests use it).
   // Off, or BATON_RUN_AHEAD=off in the environment, declines them.
   explicit LocalRunner(Stage& stage, PipelineTrace* trace = nullptr, bool run_ahead = false);
+  // Waits for picks still pending, which hold the backend's landing places.
+  ~LocalRunner() override;
 
   const ModelConfig& config() const override { return stage_.config(); }
   int preferred_in_flight() const override { return 1; }
