@@ -56,7 +56,7 @@ struct StepPlan {
   bool return_logits = false;
   // The same sequences as the plan submitted just before this one, in the
   // same order, one new token each: the token each samples in that step,
-  // which the runner fills in (token_ids hold placeholders). Only for a
+  // which the runner fills in (token_ids hold zeros until then). Only for a
   // runner that can_run_ahead (Scheduler's run-ahead).
   bool continues_previous = false;
   // Sequences that finished: the last stage drops their samplers.

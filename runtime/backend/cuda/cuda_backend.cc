@@ -349,15 +349,16 @@ void CudaBackend::SampleTokens(const Tensor& logits, const SampleBatch& batch, s
   }
   tokens.assign(static_cast<size_t>(rows), kSampleOnHost);
   if (rows == 0) return;
-  Tensor out = Allocate({rows}, DType::kI32);
   const bool all_greedy = std::all_of(batch.rows.begin(), batch.rows.end(), [](const SampleRow& r) {
     return r.temperature == 0.0f && r.repetition_penalty == 1.0f;
   });
   if (all_greedy) {
-    cuda::LaunchGreedyTokens(logits, out.data<int32_t>(), stream_);
-    CopyTokensToHost(out, tokens);
+    TokenTicket ticket;
+    StartGreedyTokens(logits, ticket);
+    FinishTokens(ticket, tokens);
     return;
   }
+  Tensor out = Allocate({rows}, DType::kI32);
   const size_t work = cuda::SampleTokensWorkspaceBytes(rows, logits.dim(1));
   if (sampling_workspace_.raw() == nullptr || work > sampling_workspace_.nbytes()) {
     sampling_workspace_ = Allocate({static_cast<int64_t>(work)}, DType::kI8);

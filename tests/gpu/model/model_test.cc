@@ -62,6 +62,20 @@ class GpuModelTest : public ::testing::TestWithParam<std::string> {
   std::vector<int32_t> PromptIds(size_t i) const { return reference_["prompts"][i]["ids"].get<std::vector<int32_t>>(); }
   size_t num_prompts() const { return reference_["prompts"].size(); }
 
+  // Every prompt, greedy, for as many tokens as the fixture's greedy ids.
+  std::vector<GenerationRequest> GreedyRequests() const {
+    std::vector<GenerationRequest> requests;
+    for (size_t p = 0; p < num_prompts(); ++p) {
+      GenerationRequest r;
+      r.prompt_ids = PromptIds(p);
+      r.max_new_tokens = static_cast<int>(reference_["prompts"][p]["greedy"].size());
+      r.ignore_eos = true;
+      r.sampling.temperature = 0;
+      requests.push_back(r);
+    }
+    return requests;
+  }
+
   Tensor ReferenceLogits(size_t prompt, int64_t vocab) const {
     auto ref = Checkpoint::OpenFile(DataPath(GetParam() + "/reference.safetensors"));
     EXPECT_TRUE(ref.ok()) << ref.status().ToString();
@@ -159,15 +173,7 @@ TEST_P(GpuModelTest, F32GreedyGenerationEqualsReference) {
   std::printf("  [%s F32] KV cache sized from free memory: %d blocks, %.1f GB\n", GetParam().c_str(),
               session->blocks().num_blocks(), session->stage().kv_cache_bytes() / 1e9);
   EXPECT_GT(session->stage().kv_cache_bytes(), size_t{1} << 30);  // a real GPU leaves gigabytes
-  std::vector<GenerationRequest> requests;
-  for (size_t p = 0; p < num_prompts(); ++p) {
-    GenerationRequest r;
-    r.prompt_ids = PromptIds(p);
-    r.max_new_tokens = static_cast<int>(reference_["prompts"][p]["greedy"].size());
-    r.ignore_eos = true;
-    r.sampling.temperature = 0;
-    requests.push_back(r);
-  }
+  const std::vector<GenerationRequest> requests = GreedyRequests();
   Generator generator(session->runner(), session->tokenizer(), session->blocks());
   auto results = generator.Generate(requests);
   ASSERT_TRUE(results.ok()) << results.status().ToString();
@@ -185,14 +191,10 @@ TEST_P(GpuModelTest, RunAheadGenerationEqualsGenerationWithoutIt) {
   auto session = OpenOnGpu(GetParam(), DType::kF32, size_t{256} << 20);
   ASSERT_NE(session, nullptr);
   ASSERT_TRUE(session->runner().can_run_ahead());
-  std::vector<GenerationRequest> greedy, mixed;
+  std::vector<GenerationRequest> greedy = GreedyRequests();
+  std::vector<GenerationRequest> mixed;
   for (size_t p = 0; p < num_prompts(); ++p) {
-    GenerationRequest r;
-    r.prompt_ids = PromptIds(p);
-    r.max_new_tokens = static_cast<int>(reference_["prompts"][p]["greedy"].size());
-    r.ignore_eos = true;
-    r.sampling.temperature = 0;
-    greedy.push_back(r);
+    GenerationRequest r = greedy[p];
     r.sampling.temperature = 0.8f;
     r.sampling.top_k = 20;
     r.sampling.seed = 7 + p;

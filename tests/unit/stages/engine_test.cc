@@ -11,21 +11,15 @@
 #include "stages/model_session.h"
 #include "tests/test_data.h"
 #include "tests/unit/serving/event_collector.h"
+#include "tests/unit/stages/mini_session.h"
 
 namespace baton {
 namespace {
 
-using Stream = testing::EventCollector::Stream;
+using testing::FixturePrompts;
+using testing::OpenMini;
 
-std::unique_ptr<ModelSession> OpenMini(const std::string& name, size_t kv_bytes) {
-  SessionOptions options;
-  options.model_dir = testing::TestDataPath(name);
-  options.kv_cache_bytes = kv_bytes;
-  options.threads = 2;
-  auto s = ModelSession::Open(options);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
+using Stream = testing::EventCollector::Stream;
 
 // Runs the requests through one Engine, all queued before the loop starts
 // so that they share steps. Returns each request's stream.
@@ -52,19 +46,6 @@ std::vector<Stream> RunTogether(ModelSession& session, const std::vector<Generat
 
 Stream RunAlone(ModelSession& session, const GenerationRequest& request) {
   return RunTogether(session, {request}, {.prefix_caching = false})[0];
-}
-
-std::vector<GenerationRequest> FixturePrompts(const nlohmann::json& ref, int max_new) {
-  std::vector<GenerationRequest> requests;
-  for (const auto& p : ref["prompts"]) {
-    GenerationRequest r;
-    r.prompt_ids = p["ids"].get<std::vector<int32_t>>();
-    r.max_new_tokens = max_new;
-    r.ignore_eos = true;
-    r.sampling.temperature = 0.0f;
-    requests.push_back(r);
-  }
-  return requests;
 }
 
 // Sampling settings of every kind, one per request.

@@ -7,19 +7,12 @@
 
 #include "stages/model_session.h"
 #include "tests/test_data.h"
+#include "tests/unit/stages/mini_session.h"
 
 namespace baton {
 namespace {
 
-std::unique_ptr<ModelSession> OpenMini(const std::string& name, size_t kv_bytes) {
-  SessionOptions options;
-  options.model_dir = testing::TestDataPath(name);
-  options.kv_cache_bytes = kv_bytes;
-  options.threads = 2;
-  auto s = ModelSession::Open(options);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
+using testing::OpenMini;
 
 std::vector<GenerationRequest> FixtureRequests(const std::string& name, float temperature) {
   const auto ref = testing::LoadTestJson(name + "/reference.json");

@@ -16,32 +16,13 @@
 #include "tests/test_data.h"
 #include "tests/unit/serving/event_collector.h"
 #include "tests/unit/stages/counting_runner.h"
+#include "tests/unit/stages/mini_session.h"
 
 namespace baton {
 namespace {
 
-std::unique_ptr<ModelSession> OpenMini(const std::string& name, size_t kv_bytes) {
-  SessionOptions options;
-  options.model_dir = testing::TestDataPath(name);
-  options.kv_cache_bytes = kv_bytes;
-  options.threads = 2;
-  auto s = ModelSession::Open(options);
-  EXPECT_TRUE(s.ok()) << s.status().ToString();
-  return s.ok() ? std::move(s).value() : nullptr;
-}
-
-std::vector<GenerationRequest> FixturePrompts(const nlohmann::json& ref, int max_new) {
-  std::vector<GenerationRequest> requests;
-  for (const auto& p : ref["prompts"]) {
-    GenerationRequest r;
-    r.prompt_ids = p["ids"].get<std::vector<int32_t>>();
-    r.max_new_tokens = max_new;
-    r.ignore_eos = true;
-    r.sampling.temperature = 0.0f;
-    requests.push_back(r);
-  }
-  return requests;
-}
+using testing::FixturePrompts;
+using testing::OpenMini;
 
 // Greedy and seeded sampling, a repetition penalty,
 // logprobs, stop strings that end requests while a step runs ahead, and
