@@ -151,6 +151,25 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentio
 
   const T* row_t = static_cast<const T*>(p.qkv) + static_cast<int64_t>(t) * p.width;
   const T* q = row_t + static_cast<int64_t>(h0) * kD;
+  const T* k_new = row_t + static_cast<int64_t>(p.num_heads) * kD + head_off;
+  // With RoPE, the new token's k (both chunks its rotation reads) and v, for
+  // the chunk of its row this thread places, are requested here, alongside
+  // q: one round trip after the wait, not q's and then theirs.
+  int new_i = -1;  // which of this thread's tile chunks is the new token's
+  RopePair k_pair = {};
+  uint4 v_new = make_uint4(0, 0, 0, 0);
+  if (rope && k_first <= pos && pos <= k_last) {
+    const int row = (pos - k_first) % kTile;
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      if ((tid + i * kThreads) / kChunks == row) new_i = i;
+    }
+    if (new_i >= 0) {
+      const int c = (tid + new_i * kThreads) % kChunks;
+      k_pair = LoadRopePair<T, kD>(k_new, c * kPer);
+      v_new = *(reinterpret_cast<const uint4*>(k_new + p.kv_cols) + c);
+    }
+  }
   if (rope) {
     for (int i = tid; i < p.group * kChunks; i += kThreads) {
       const int g = i / kChunks, d0 = (i % kChunks) * kPer;
@@ -182,12 +201,11 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentio
         const int idx = tid + i * kThreads;
         if (kb + idx / kChunks != pos) continue;
         const int c = idx % kChunks;
-        const T* k_new = row_t + static_cast<int64_t>(p.num_heads) * kD + head_off;
         if (rope) {
-          // The new token's k rotated here and its v, from qkv; they also
-          // go to the cache (read by later steps, not by this kernel).
-          kr[i] = RotatedChunk<T, kD>(k_new, c * kPer, cos_s, sin_s);
-          vr[i] = *(reinterpret_cast<const uint4*>(k_new + p.kv_cols) + c);
+          // The new token's k rotated here and its v; they also go to the
+          // cache (read by later steps, not by this kernel).
+          kr[i] = RotatePair<T, kD>(k_pair, c * kPer, cos_s, sin_s);
+          vr[i] = v_new;
           if (slot >= 0 && slot < p.num_slots) {
             const int64_t at = slot * p.kv_cols + head_off;
             *(reinterpret_cast<uint4*>(static_cast<T*>(p.k_cache_out) + at) + c) = kr[i];

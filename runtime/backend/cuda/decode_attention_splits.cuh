@@ -100,16 +100,23 @@ __device__ __forceinline__ void LoadPartial(const float* src, float (&dst)[kE]) 
 
 // One warp merges query head h's partials of token t into `out` (kD
 // elements). Lanes take splits for the statistics, then every lane walks
-// all splits for its kD / 32 features with the weights shuffled in, so the
-// loads are independent of each other (no branch on a loaded value between
-// them) and overlap. Every split wrote its partial (an empty one zeros with
-// sum 0, weight 0).
+// all splits for its kD / 32 features with the weights shuffled in. The
+// first kEarlySplits splits' features are requested together with the
+// statistics, so that with few splits (short contexts) the merge waits for
+// one round of loads, not two. Every split wrote its partial (an empty one
+// zeros with sum 0, weight 0).
 template <typename T, int kD>
 __device__ __forceinline__ void MergeSplits(const DecodeAttentionParams& p, int t, int h, T* out) {
   constexpr int kE = kD / 32;
+  constexpr int kEarlySplits = 8;
   constexpr int64_t kStride = PartialStride(kD);
   const int lane = threadIdx.x & 31;
   const float* w = SplitPartial<kD>(p, t, h, 0);
+  float early[kEarlySplits][kE];
+#pragma unroll
+  for (int z = 0; z < kEarlySplits; ++z) {
+    if (z < p.num_splits) LoadPartial<kE>(w + z * kStride + lane * kE, early[z]);
+  }
   // This lane's split among the first 32 keeps its (max, sum) in registers:
   // with up to 32 splits the statistics are loaded once.
   float m_max = -INFINITY, m_first = -INFINITY, l_first = 0.0f;
@@ -136,8 +143,20 @@ __device__ __forceinline__ void MergeSplits(const DecodeAttentionParams& p, int 
       }
     }
     const int count = min(32, p.num_splits - z0);
+    int u = 0;
+    if (z0 == 0) {
+#pragma unroll
+      for (int v = 0; v < kEarlySplits; ++v) {
+        if (v < count) {
+          const float f = __shfl_sync(0xffffffffu, weight, v);
+#pragma unroll
+          for (int e = 0; e < kE; ++e) o[e] += early[v][e] * f;
+        }
+      }
+      u = min(count, kEarlySplits);
+    }
 #pragma unroll 8
-    for (int u = 0; u < count; ++u) {
+    for (; u < count; ++u) {
       const float f = __shfl_sync(0xffffffffu, weight, u);
       float part[kE];
       LoadPartial<kE>(w + (z0 + u) * kStride + lane * kE, part);

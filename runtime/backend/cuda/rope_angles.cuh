@@ -26,20 +26,31 @@ __device__ __forceinline__ void FormRopeAngles(float position, const float* inv_
 __device__ __forceinline__ float RotatedLow(float lo, float hi, float c, float s) { return lo * c - hi * s; }
 __device__ __forceinline__ float RotatedHigh(float lo, float hi, float c, float s) { return hi * c + lo * s; }
 
-// Chunk [d0, d0 + 16 bytes) of a head row of kD elements rotated
-// (rotate-half) by the angles whose cosines and sines are in cos_s / sin_s
-// (kD / 2 each), rounded to T.
+// The two 16-byte chunks of a head row of kD elements that rotating chunk
+// [d0, d0 + 16 bytes) reads: its own half's and the other half's.
+struct RopePair {
+  uint4 lo, hi;
+};
+
 template <typename T, int kD>
-__device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, const float* cos_s, const float* sin_s) {
+__device__ __forceinline__ RopePair LoadRopePair(const T* head, int d0) {
   constexpr int kPer = 16 / static_cast<int>(sizeof(T));
   constexpr int kHalf = kD / 2;
   static_assert(kHalf % kPer == 0, "a chunk must lie in one half of the head");
+  const int j0 = d0 < kHalf ? d0 : d0 - kHalf;
+  return {*reinterpret_cast<const uint4*>(head + j0), *reinterpret_cast<const uint4*>(head + j0 + kHalf)};
+}
+
+// Chunk [d0, d0 + 16 bytes) rotated (rotate-half) by the angles whose
+// cosines and sines are in cos_s / sin_s (kD / 2 each), rounded to T.
+template <typename T, int kD>
+__device__ __forceinline__ uint4 RotatePair(const RopePair& pair, int d0, const float* cos_s, const float* sin_s) {
+  constexpr int kPer = 16 / static_cast<int>(sizeof(T));
+  constexpr int kHalf = kD / 2;
   const bool low = d0 < kHalf;
   const int j0 = low ? d0 : d0 - kHalf;
-  const uint4 lo_raw = *reinterpret_cast<const uint4*>(head + j0);
-  const uint4 hi_raw = *reinterpret_cast<const uint4*>(head + j0 + kHalf);
-  const T* lo = reinterpret_cast<const T*>(&lo_raw);
-  const T* hi = reinterpret_cast<const T*>(&hi_raw);
+  const T* lo = reinterpret_cast<const T*>(&pair.lo);
+  const T* hi = reinterpret_cast<const T*>(&pair.hi);
   uint4 out;
   T* o = reinterpret_cast<T*>(&out);
 #pragma unroll
@@ -49,6 +60,11 @@ __device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, const float
     o[u] = FromF<T>(low ? RotatedLow(a, b, cs, sn) : RotatedHigh(a, b, cs, sn));
   }
   return out;
+}
+
+template <typename T, int kD>
+__device__ __forceinline__ uint4 RotatedChunk(const T* head, int d0, const float* cos_s, const float* sin_s) {
+  return RotatePair<T, kD>(LoadRopePair<T, kD>(head, d0), d0, cos_s, sin_s);
 }
 
 }  // namespace baton::cuda
