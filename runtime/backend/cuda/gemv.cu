@@ -9,7 +9,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 constexpr int W = 8;          // elements in a 16-byte pack
-constexpr int kInFlight = 4;  // 16-byte weight loads a lane issues per weight row before it uses them
+constexpr int kLoadsInFlight = 4;  // 16-byte weight loads a lane issues, over all its rows, before it uses them
 constexpr int kMaxSplit = 4;  // warps sharing one output column
 
 template <typename T>
@@ -27,15 +27,21 @@ struct GemvArgs {
 // Weight rows a warp streams: its column's, and for SwiGLU also the up row.
 __host__ __device__ constexpr int RowsFor(LinearEpilogue e) { return e == LinearEpilogue::kSwiGlu ? 2 : 1; }
 
-// One round: kInFlight packs of each weight row (already loaded), kStride
+// Loads a lane has in flight per row. The lane's total stays at
+// kLoadsInFlight whatever the rows: with 4 a row, the SwiGLU kernel took 108
+// registers, which left 4 blocks an SM; with 2, 72 registers and 7 blocks,
+// and 1B decode ran 0.7 % faster (H100).
+__host__ __device__ constexpr int InFlightFor(LinearEpilogue e) { return kLoadsInFlight / RowsFor(e); }
+
+// One round: kIn packs of each weight row (already loaded), kStride
 // packs apart, against the same packs of every row of x (from L1), and,
 // when normed, the squares of x and its product with the norm weight.
-template <typename T, int M, int R, int kStride, bool kNorm, bool kChecked>
+template <typename T, int M, int R, int kIn, int kStride, bool kNorm, bool kChecked>
 __device__ __forceinline__ void AccumulateRound(const GemvArgs<T>& a, int64_t p, int64_t packs,
-                                                const Pack<T, W> (&wp)[R][kInFlight], float (&acc)[R][M],
+                                                const Pack<T, W> (&wp)[R][kIn], float (&acc)[R][M],
                                                 float (&squares)[M]) {
 #pragma unroll
-  for (int j = 0; j < kInFlight; ++j) {
+  for (int j = 0; j < kIn; ++j) {
     if (kChecked && p + kStride * j >= packs) break;
     const int64_t e = (p + kStride * j) * W;
     Pack<T, W> g;
@@ -57,11 +63,11 @@ __device__ __forceinline__ void AccumulateRound(const GemvArgs<T>& a, int64_t p,
   }
 }
 
-template <typename T, int R, int kStride>
+template <typename T, int R, int kIn, int kStride>
 __device__ __forceinline__ void LoadRound(const T* const (&wrow)[R], int64_t p, int64_t packs,
-                                          Pack<T, W> (&wp)[R][kInFlight], bool checked) {
+                                          Pack<T, W> (&wp)[R][kIn], bool checked) {
 #pragma unroll
-  for (int j = 0; j < kInFlight; ++j) {
+  for (int j = 0; j < kIn; ++j) {
     if (checked && p + kStride * j >= packs) continue;
 #pragma unroll
     for (int r = 0; r < R; ++r) wp[r][j] = LoadPack<W>(wrow[r] + (p + kStride * j) * W);
@@ -69,7 +75,7 @@ __device__ __forceinline__ void LoadRound(const T* const (&wrow)[R], int64_t p, 
 }
 
 // kSplit warps per output column (a row of w, or a gate row and its up
-// row): their lanes stride along K in 8-element packs, kInFlight packs a
+// row): their lanes stride along K in 8-element packs, InFlightFor(E) packs a
 // row per round (all requested before any is used), one fp32 partial a row
 // of x; warp sums, then (kSplit > 1) a sum over the column's warps in
 // shared memory, in warp order, finish them. Splitting a column keeps
@@ -83,6 +89,7 @@ __device__ __forceinline__ void LoadRound(const T* const (&wrow)[R], int64_t p, 
 template <typename T, int M, int kSplit, bool kNorm, LinearEpilogue E>
 __global__ void __launch_bounds__(kThreads) GemvKernel(const GemvArgs<T> a) {
   constexpr int R = RowsFor(E);
+  constexpr int kIn = InFlightFor(E);
   constexpr int kStride = 32 * kSplit;  // packs between a lane's consecutive packs
   static_assert(kWarps % kSplit == 0, "a block holds whole columns");
   AllowNextGrid();
@@ -94,19 +101,19 @@ __global__ void __launch_bounds__(kThreads) GemvKernel(const GemvArgs<T> a) {
   const T* wrow[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) wrow[r] = a.w + (safe_col + r * a.n) * a.k;
-  Pack<T, W> wp[R][kInFlight];
-  LoadRound<T, R, kStride>(wrow, first, packs, wp, /*checked=*/true);
+  Pack<T, W> wp[R][kIn];
+  LoadRound<T, R, kIn, kStride>(wrow, first, packs, wp, /*checked=*/true);
   WaitForPriorGrid();
   float acc[R][M] = {};
   float squares[M] = {};
-  AccumulateRound<T, M, R, kStride, kNorm, true>(a, first, packs, wp, acc, squares);
-  for (int64_t p = first + kStride * kInFlight; p < packs; p += kStride * kInFlight) {
-    if (p + kStride * (kInFlight - 1) < packs) {
-      LoadRound<T, R, kStride>(wrow, p, packs, wp, /*checked=*/false);
-      AccumulateRound<T, M, R, kStride, kNorm, false>(a, p, packs, wp, acc, squares);
+  AccumulateRound<T, M, R, kIn, kStride, kNorm, true>(a, first, packs, wp, acc, squares);
+  for (int64_t p = first + kStride * kIn; p < packs; p += kStride * kIn) {
+    if (p + kStride * (kIn - 1) < packs) {
+      LoadRound<T, R, kIn, kStride>(wrow, p, packs, wp, /*checked=*/false);
+      AccumulateRound<T, M, R, kIn, kStride, kNorm, false>(a, p, packs, wp, acc, squares);
     } else {
-      LoadRound<T, R, kStride>(wrow, p, packs, wp, /*checked=*/true);
-      AccumulateRound<T, M, R, kStride, kNorm, true>(a, p, packs, wp, acc, squares);
+      LoadRound<T, R, kIn, kStride>(wrow, p, packs, wp, /*checked=*/true);
+      AccumulateRound<T, M, R, kIn, kStride, kNorm, true>(a, p, packs, wp, acc, squares);
     }
   }
 #pragma unroll
@@ -163,19 +170,44 @@ __global__ void __launch_bounds__(kThreads) GemvKernel(const GemvArgs<T> a) {
 // 2048 (no split on that shape) 832 / 838, 3072 863 / 876, 4096 859 / 870,
 // 8192 852 / 845, 16384 819 / 803; the 8B shape within 1 % across them.
 constexpr int64_t kSplitBelowWarps = 4096;
-int SplitFor(int64_t n, int64_t k) {
+int SplitFor(int64_t n, int64_t k, int in_flight) {
   int split = 1;
-  while (split < kMaxSplit && n * split < kSplitBelowWarps && k / (W * 32 * 2 * split) >= kInFlight) split *= 2;
+  while (split < kMaxSplit && n * split < kSplitBelowWarps && k / (W * 32 * 2 * split) >= in_flight) split *= 2;
   return split;
+}
+
+int64_t BlocksFor(int64_t n, int split) {
+  const int64_t columns_per_block = kWarps / split;
+  return (n + columns_per_block - 1) / columns_per_block;
+}
+
+// Blocks of `kernel` the current GPU holds at once (one wave); 0 when CUDA
+// cannot say.
+template <typename Kernel>
+int64_t WaveBlocks(Kernel kernel) {
+  int device = 0, sms = 0, per_sm = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return static_cast<int64_t>(sms) * per_sm;
 }
 
 // Splits for products of one or two rows (decode at small batches), where
 // latency decides; more rows keep a warp per column (fewer kernels to build).
+// A split never takes the grid past one wave: every block of a second wave
+// starts after the wait, when there is nothing left to overlap its first
+// loads with. On the 1B shape's qkv projection (3072 columns), 1536 blocks
+// of two warps a column on 1188 slots were 1.0 % slower over the decode than
+// 768 blocks of one (H100).
 template <typename T, int M, bool kNorm, LinearEpilogue E>
 void LaunchKernel(const GemvArgs<T>& args, cudaStream_t stream) {
-  const int split = M <= 2 ? SplitFor(args.n, args.k) : 1;
-  const int64_t columns_per_block = kWarps / split;
-  const dim3 grid(static_cast<unsigned>((args.n + columns_per_block - 1) / columns_per_block));
+  int split = M <= 2 ? SplitFor(args.n, args.k, InFlightFor(E)) : 1;
+  static const int64_t wave = WaveBlocks(GemvKernel<T, M, 1, kNorm, E>);
+  while (split > 1 && wave > 0 && BlocksFor(args.n, split) > wave) split /= 2;
+  const dim3 grid(static_cast<unsigned>(BlocksFor(args.n, split)));
   if constexpr (M <= 2) {
     if (split == 4) {
       return LaunchChained("Linear (gemv)", GemvKernel<T, M, 4, kNorm, E>, grid, dim3(kThreads), 0, stream, args);
