@@ -294,14 +294,59 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentio
   for (int g = warp; g < p.group; g += kWarps) MergeSplits<T, kD>(p, t, h0 + g, out + (h0 + g) * kD);
 }
 
+// Dynamic shared memory (unused) that keeps decode-attention blocks one to
+// an SM, or 0 when the grid has more blocks than the GPU has SMs. The
+// attention runs while the qkv GEMV's blocks (one wave, no shared memory)
+// still hold their SMs, and the block scheduler packs a small grid onto the
+// first SMs with room: 64 blocks landed on 13-18 SMs and their chains of
+// dependent loads stretched from ~5.5 to ~9 us a layer. Asking for more than
+// half an SM's shared memory puts each block on an SM of its own: 1B decode
+// +2.0 % (H100). Asking for less (60 or 100 KB) was slower than nothing.
+template <typename T>
+int SpreadingSharedBytes(int64_t blocks) {
+  struct Spread {
+    int bytes = 0;
+    int sms = 0;
+  };
+  static const Spread spread = [] {
+    Spread s;
+    int device = 0, per_sm = 0, per_block = 0;
+    cudaFuncAttributes a64 = {}, a128 = {};
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&s.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess ||
+        cudaFuncGetAttributes(&a64, DecodeAttentionKernel<T, 64>) != cudaSuccess ||
+        cudaFuncGetAttributes(&a128, DecodeAttentionKernel<T, 128>) != cudaSuccess) {
+      cudaGetLastError();
+      return Spread{};
+    }
+    const int least = static_cast<int>(std::min(a64.sharedSizeBytes, a128.sharedSizeBytes));
+    const int most = static_cast<int>(std::max(a64.sharedSizeBytes, a128.sharedSizeBytes));
+    const int dynamic = per_sm / 2 + 4096 - least;
+    if (dynamic <= 0 || dynamic + most > per_block ||
+        cudaFuncSetAttribute(DecodeAttentionKernel<T, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic) !=
+            cudaSuccess ||
+        cudaFuncSetAttribute(DecodeAttentionKernel<T, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic) !=
+            cudaSuccess) {
+      cudaGetLastError();
+      return Spread{};
+    }
+    s.bytes = dynamic;
+    return s;
+  }();
+  return blocks <= spread.sms ? spread.bytes : 0;
+}
+
 template <typename T>
 void LaunchTyped(const DecodeAttentionParams& p, int num_seqs, int head_dim, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(num_seqs), static_cast<unsigned>(p.num_kv_heads),
                   static_cast<unsigned>(p.num_splits));
+  const int pad = SpreadingSharedBytes<T>(static_cast<int64_t>(grid.x) * grid.y * grid.z);
   if (head_dim == 64) {
-    LaunchChained("DecodeAttention", DecodeAttentionKernel<T, 64>, dim3(grid), dim3(kThreads), 0, stream, p);
+    LaunchChained("DecodeAttention", DecodeAttentionKernel<T, 64>, dim3(grid), dim3(kThreads), pad, stream, p);
   } else {
-    LaunchChained("DecodeAttention", DecodeAttentionKernel<T, 128>, dim3(grid), dim3(kThreads), 0, stream, p);
+    LaunchChained("DecodeAttention", DecodeAttentionKernel<T, 128>, dim3(grid), dim3(kThreads), pad, stream, p);
   }
 }
 

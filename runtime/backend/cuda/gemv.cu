@@ -8,9 +8,9 @@ namespace {
 
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
-constexpr int W = 8;          // elements in a 16-byte pack
+constexpr int W = 8;               // elements in a 16-byte pack
 constexpr int kLoadsInFlight = 4;  // 16-byte weight loads a lane issues, over all its rows, before it uses them
-constexpr int kMaxSplit = 4;  // warps sharing one output column
+constexpr int kMaxSplit = 4;       // warps sharing one output column
 
 template <typename T>
 struct GemvArgs {
@@ -64,8 +64,8 @@ __device__ __forceinline__ void AccumulateRound(const GemvArgs<T>& a, int64_t p,
 }
 
 template <typename T, int R, int kIn, int kStride>
-__device__ __forceinline__ void LoadRound(const T* const (&wrow)[R], int64_t p, int64_t packs,
-                                          Pack<T, W> (&wp)[R][kIn], bool checked) {
+__device__ __forceinline__ void LoadRound(const T* const (&wrow)[R], int64_t p, int64_t packs, Pack<T, W> (&wp)[R][kIn],
+                                          bool checked) {
 #pragma unroll
   for (int j = 0; j < kIn; ++j) {
     if (checked && p + kStride * j >= packs) continue;
