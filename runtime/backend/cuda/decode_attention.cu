@@ -301,7 +301,7 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentio
 // first SMs with room: 64 blocks landed on 13-18 SMs and their chains of
 // dependent loads stretched from ~5.5 to ~9 us a layer. Asking for more than
 // half an SM's shared memory puts each block on an SM of its own: 1B decode
-// +2.0 % (H100). Asking for less (60 or 100 KB) was slower than nothing.
+// +1.7 % (H100). Asking for less (60 or 100 KB) was slower than nothing.
 template <typename T>
 int SpreadingSharedBytes(int64_t blocks) {
   struct Spread {
