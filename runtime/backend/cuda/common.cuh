@@ -82,6 +82,17 @@ inline cudaDataType_t CudaDataType(DType t, const char* op) {
   }
 }
 
+// An attribute of the current device, or 0 when CUDA cannot say (launch
+// tuning falls back to its plain form then).
+inline int CurrentDeviceAttribute(cudaDeviceAttr attribute) {
+  int device = 0, value = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&value, attribute, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return value;
+}
+
 inline unsigned BlocksFor(int64_t n, int threads) {
   int64_t b = (n + threads - 1) / threads;
   return static_cast<unsigned>(b < 1 ? 1 : (b > 65535LL * 16 ? 65535LL * 16 : b));

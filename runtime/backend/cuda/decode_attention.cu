@@ -304,38 +304,28 @@ __global__ void __launch_bounds__(kThreads) DecodeAttentionKernel(DecodeAttentio
 // +1.7 % (H100). Asking for less (60 or 100 KB) was slower than nothing.
 template <typename T>
 int SpreadingSharedBytes(int64_t blocks) {
-  struct Spread {
-    int bytes = 0;
-    int sms = 0;
-  };
-  static const Spread spread = [] {
-    Spread s;
-    int device = 0, per_sm = 0, per_block = 0;
+  static const int bytes = [] {
     cudaFuncAttributes a64 = {}, a128 = {};
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&s.sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess ||
-        cudaFuncGetAttributes(&a64, DecodeAttentionKernel<T, 64>) != cudaSuccess ||
+    if (cudaFuncGetAttributes(&a64, DecodeAttentionKernel<T, 64>) != cudaSuccess ||
         cudaFuncGetAttributes(&a128, DecodeAttentionKernel<T, 128>) != cudaSuccess) {
       cudaGetLastError();
-      return Spread{};
+      return 0;
     }
     const int least = static_cast<int>(std::min(a64.sharedSizeBytes, a128.sharedSizeBytes));
     const int most = static_cast<int>(std::max(a64.sharedSizeBytes, a128.sharedSizeBytes));
-    const int dynamic = per_sm / 2 + 4096 - least;
-    if (dynamic <= 0 || dynamic + most > per_block ||
+    const int dynamic = CurrentDeviceAttribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor) / 2 + 4096 - least;
+    if (dynamic <= 0 || dynamic + most > CurrentDeviceAttribute(cudaDevAttrMaxSharedMemoryPerBlockOptin) ||
         cudaFuncSetAttribute(DecodeAttentionKernel<T, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic) !=
             cudaSuccess ||
         cudaFuncSetAttribute(DecodeAttentionKernel<T, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic) !=
             cudaSuccess) {
       cudaGetLastError();
-      return Spread{};
+      return 0;
     }
-    s.bytes = dynamic;
-    return s;
+    return dynamic;
   }();
-  return blocks <= spread.sms ? spread.bytes : 0;
+  static const int sms = CurrentDeviceAttribute(cudaDevAttrMultiProcessorCount);
+  return blocks <= sms ? bytes : 0;
 }
 
 template <typename T>

@@ -176,7 +176,8 @@ int SplitFor(int64_t n, int64_t k, int in_flight) {
   return split;
 }
 
-int64_t BlocksFor(int64_t n, int split) {
+// Blocks of the GEMV's grid for n columns, `split` warps a column.
+int64_t GridBlocks(int64_t n, int split) {
   const int64_t columns_per_block = kWarps / split;
   return (n + columns_per_block - 1) / columns_per_block;
 }
@@ -185,14 +186,12 @@ int64_t BlocksFor(int64_t n, int split) {
 // cannot say.
 template <typename Kernel>
 int64_t WaveBlocks(Kernel kernel) {
-  int device = 0, sms = 0, per_sm = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0) != cudaSuccess) {
+  int per_sm = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0) != cudaSuccess) {
     cudaGetLastError();
     return 0;
   }
-  return static_cast<int64_t>(sms) * per_sm;
+  return static_cast<int64_t>(CurrentDeviceAttribute(cudaDevAttrMultiProcessorCount)) * per_sm;
 }
 
 // Splits for products of one or two rows (decode at small batches), where
@@ -206,8 +205,8 @@ template <typename T, int M, bool kNorm, LinearEpilogue E>
 void LaunchKernel(const GemvArgs<T>& args, cudaStream_t stream) {
   int split = M <= 2 ? SplitFor(args.n, args.k, InFlightFor(E)) : 1;
   static const int64_t wave = WaveBlocks(GemvKernel<T, M, 1, kNorm, E>);
-  while (split > 1 && wave > 0 && BlocksFor(args.n, split) > wave) split /= 2;
-  const dim3 grid(static_cast<unsigned>(BlocksFor(args.n, split)));
+  while (split > 1 && wave > 0 && GridBlocks(args.n, split) > wave) split /= 2;
+  const dim3 grid(static_cast<unsigned>(GridBlocks(args.n, split)));
   if constexpr (M <= 2) {
     if (split == 4) {
       return LaunchChained("Linear (gemv)", GemvKernel<T, M, 4, kNorm, E>, grid, dim3(kThreads), 0, stream, args);
