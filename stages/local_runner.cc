@@ -62,12 +62,15 @@ Status LocalRunner::Submit(const StepPlan& plan) {
   StepPlan resolved;
   const Tensor* device_ids = nullptr;
   StatusOr<const StepPlan*> run = Resolve(plan, resolved, device_ids);
-  StatusOr<Tensor> logits = run.ok() ? stage_.ForwardToDevice(*run.value(), device_ids) : run.status();
   Backend& backend = stage_.backend();
+  const bool async_greedy = run.ok() && backend.AsyncGreedy() && samplers_.AllGreedy(*run.value());
+  Tensor picked;  // the step's own argmax, where it takes one
+  StatusOr<Tensor> logits =
+      run.ok() ? stage_.ForwardToDevice(*run.value(), device_ids, async_greedy ? &picked : nullptr) : run.status();
   if (!logits.ok()) {
     step.output = logits.status();
-  } else if (backend.AsyncGreedy() && samplers_.AllGreedy(*run.value())) {
-    const Status started = samplers_.StartGreedy(*run.value(), logits.value(), backend, step.ticket);
+  } else if (async_greedy) {
+    const Status started = samplers_.StartGreedy(*run.value(), logits.value(), picked, backend, step.ticket);
     step.pending = started.ok();
     if (!started.ok()) step.output = started;
   } else {

@@ -32,12 +32,16 @@ bool SamplerBank::AllGreedy(const StepPlan& plan) const {
   return true;
 }
 
-Status SamplerBank::StartGreedy(const StepPlan& plan, const Tensor& logits, Backend& backend,
+Status SamplerBank::StartGreedy(const StepPlan& plan, const Tensor& logits, const Tensor& picked, Backend& backend,
                                 Backend::TokenTicket& ticket) {
   std::vector<Entry*> entries;
   SampleBatch batch;
   BATON_RETURN_IF_ERROR(Prepare(plan, logits, entries, batch));
-  backend.StartGreedyTokens(logits, ticket);
+  if (picked.defined()) {
+    backend.StartStepTokens(picked, ticket);
+  } else {
+    backend.StartGreedyTokens(logits, ticket);
+  }
   return Status::Ok();
 }
 

@@ -41,7 +41,10 @@ class SamplerBank {
   bool AllGreedy(const StepPlan& plan) const;
   // Sample's bookkeeping, then the picks queued on the backend
   // (Backend::StartGreedyTokens), whose FinishTokens gives the tokens.
-  Status StartGreedy(const StepPlan& plan, const Tensor& logits, Backend& backend, Backend::TokenTicket& ticket);
+  // `picked`, when defined, are the picks the step itself made and lands
+  // (Stage::ForwardToDevice's greedy_ids, Backend::StartStepTokens).
+  Status StartGreedy(const StepPlan& plan, const Tensor& logits, const Tensor& picked, Backend& backend,
+                     Backend::TokenTicket& ticket);
   size_t size() const { return sequences_.size(); }
 
  private:

@@ -130,7 +130,7 @@ StatusOr<Tensor> Stage::Forward(const StepPlan& plan) {
   return backend_.ToHostF32(logits);
 }
 
-StatusOr<Tensor> Stage::ForwardToDevice(const StepPlan& plan, const Tensor* token_ids) {
+StatusOr<Tensor> Stage::ForwardToDevice(const StepPlan& plan, const Tensor* token_ids, Tensor* greedy_ids) {
   if (!is_first() || !is_last()) return Status::FailedPrecondition("Stage::Forward needs the whole model in one stage");
   BATON_RETURN_IF_ERROR(ValidateStepPlan(plan, config_));
   if (token_ids != nullptr && (token_ids->dtype() != DType::kI32 || token_ids->numel() != plan.num_tokens() ||
@@ -139,7 +139,8 @@ StatusOr<Tensor> Stage::ForwardToDevice(const StepPlan& plan, const Tensor* toke
                             std::to_string(plan.num_tokens()) + " tokens over " + std::to_string(plan.seqs.size()) +
                             " sequences");
   }
-  if (IsGraphDecode(plan)) return GraphDecode(plan, token_ids);
+  if (greedy_ids != nullptr) *greedy_ids = Tensor();
+  if (IsGraphDecode(plan)) return GraphDecode(plan, token_ids, greedy_ids);
   DeviceStepPlan device = UploadStepPlan(plan, backend_);
   if (token_ids != nullptr) backend_.CopyToDevice(*token_ids, device.token_ids);
   Tensor hidden = Embed(device);
@@ -166,7 +167,7 @@ void Stage::DropDecodeGraphs() {
   graph_ids_.clear();
 }
 
-Tensor Stage::GraphDecode(const StepPlan& plan, const Tensor* token_ids) {
+Tensor Stage::GraphDecode(const StepPlan& plan, const Tensor* token_ids, Tensor* greedy_ids) {
   const int n = static_cast<int>(plan.seqs.size());
   int bucket = kMaxGraphBatch;
   for (int b : kGraphBuckets) {
@@ -183,16 +184,22 @@ Tensor Stage::GraphDecode(const StepPlan& plan, const Tensor* token_ids) {
   }
   const int64_t width = PowerOfTwoAtLeast(static_cast<int64_t>(blocks), kMinGraphTableWidth);
   const int context_bucket = static_cast<int>(PowerOfTwoAtLeast(context, kMinGraphContext));
-  // Recorded graphs point at graph_inputs_ and the backend's scratch: a new
-  // buffer or new scratch makes them all stale.
-  if (width > graph_table_width_ || backend_.scratch_generation() != graph_generation_) {
+  // Recorded graphs point at graph_inputs_ and the backend's scratch,
+  // including where they fetch their inputs from: a new buffer or new
+  // scratch makes them all stale.
+  if (width > graph_table_width_) {
+    DropDecodeGraphs();
+    graph_table_width_ = static_cast<int>(width);
+    graph_inputs_ = backend_.Allocate({kTablesAt + kMax * width}, DType::kI32);
+  }
+  // With token ids from the device the step fetches all but its tokens:
+  // the last greedy graph step left them in place, or they are copied in.
+  static_assert(kTokensAt == 0, "the fetch skips a leading token field");
+  Tensor host = backend_.NextStepInputs(kTablesAt + bucket * width, token_ids != nullptr ? kPositionsAt : 0,
+                                        /*token_rows=*/bucket);
+  if (backend_.scratch_generation() != graph_generation_) {
     DropDecodeGraphs();
     graph_generation_ = backend_.scratch_generation();
-  }
-  if (width > graph_table_width_) {
-    graph_table_width_ = static_cast<int>(width);
-    graph_host_ = Tensor::Empty({kTablesAt + kMax * width}, DType::kI32);
-    graph_inputs_ = backend_.Allocate(graph_host_.shape(), DType::kI32);
   }
   if (graph_buffers_ == nullptr) {
     const DType dtype = backend_.compute_dtype();
@@ -212,13 +219,13 @@ Tensor Stage::GraphDecode(const StepPlan& plan, const Tensor* token_ids) {
 
   // The padded step's inputs: rows past n are dummy sequences of one token
   // at position 0 that read block 0 and write nowhere (slot -1).
-  int32_t* in = graph_host_.data<int32_t>();
+  int32_t* in = host.data<int32_t>();
   const int block_size = plan.block_size;
   for (int i = 0; i < bucket; ++i) {
     const bool real = i < n;
     const int ctx = real ? plan.seqs[i].context_len : 1;
     const int pos = ctx - 1;
-    in[kTokensAt + i] = real ? plan.token_ids[i] : 0;
+    in[kTokensAt + i] = real && token_ids == nullptr ? plan.token_ids[i] : 0;
     in[kPositionsAt + i] = pos;
     in[kQueryStartAt + i] = i;
     in[kContextAt + i] = ctx;
@@ -234,10 +241,9 @@ Tensor Stage::GraphDecode(const StepPlan& plan, const Tensor* token_ids) {
     }
   }
   in[kQueryStartAt + bucket] = bucket;
-  backend_.CopyToDevice(graph_host_, graph_inputs_);
   if (token_ids != nullptr) {
     Tensor tokens = graph_inputs_.Rows(kTokensAt, kTokensAt + n);
-    backend_.CopyToDevice(*token_ids, tokens);
+    if (token_ids->raw() != tokens.raw()) backend_.CopyToDevice(*token_ids, tokens);
   }
 
   DeviceStepPlan d;
@@ -253,7 +259,8 @@ Tensor Stage::GraphDecode(const StepPlan& plan, const Tensor* token_ids) {
   d.attention.max_query_len = 1;
   d.attention.max_context_len = context_bucket;  // the split plan: same for every step of this graph
 
-  const std::pair<int, int> key(bucket, context_bucket);
+  const bool greedy = greedy_ids != nullptr && backend_.AsyncGreedy();
+  const GraphKey key{bucket, context_bucket, greedy};
   auto it = graph_ids_.find(key);
   if (it != graph_ids_.end()) {
     backend_.RunGraph(it->second);
@@ -261,19 +268,21 @@ Tensor Stage::GraphDecode(const StepPlan& plan, const Tensor* token_ids) {
   } else {
     // Eagerly first: this step's answer, and any scratch the step needs is
     // sized before recording (nothing may be allocated while recording).
-    RunPaddedStep(d, bucket);
+    RunPaddedStep(d, bucket, greedy);
     if (backend_.scratch_generation() != graph_generation_) {
       DropDecodeGraphs();
       graph_generation_ = backend_.scratch_generation();
     }
     backend_.BeginGraph();
-    RunPaddedStep(d, bucket);
+    RunPaddedStep(d, bucket, greedy);
     graph_ids_[key] = backend_.EndGraph();
   }
+  if (greedy) *greedy_ids = graph_inputs_.Rows(kTokensAt, kTokensAt + n);
   return graph_logits_.Rows(0, n);
 }
 
-void Stage::RunPaddedStep(const DeviceStepPlan& plan, int bucket) {
+void Stage::RunPaddedStep(const DeviceStepPlan& plan, int bucket, bool greedy) {
+  backend_.FetchStepInputs(graph_inputs_);
   Tensor hidden = graph_hidden_.Rows(0, bucket);
   backend_.Embedding(plan.token_ids, weights_.embed, hidden);
   if (config_.positions == PositionKind::kLearned) backend_.AddEmbedding(plan.positions, weights_.pos_embed, hidden);
@@ -284,6 +293,11 @@ void Stage::RunPaddedStep(const DeviceStepPlan& plan, int bucket) {
   Tensor normed = graph_normed_.Rows(0, bucket);
   Tensor logits = graph_logits_.Rows(0, bucket);
   FinalNormAndHead(picked, normed, logits);
+  // Last: the ids overwrite the tokens this step read.
+  if (greedy) {
+    Tensor ids = plan.token_ids;
+    backend_.StepGreedyTokens(logits, ids);
+  }
 }
 
 void Stage::FinalNormAndHead(const Tensor& picked, Tensor& normed, Tensor& logits) {

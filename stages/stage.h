@@ -9,14 +9,17 @@
 // per sequence, at most kMaxGraphBatch sequences) is padded to a batch
 // bucket (1, 2, 4, ... 64) and replayed from a graph recorded the first
 // time that bucket and context bucket (a power of two >= 256, which fixes
-// the attention split plan) came up: all of its inputs are copied into one
-// fixed device buffer, and activations and logits live in buffers of the
-// largest bucket, so the recorded addresses stay valid. Prefill steps,
+// the attention split plan) came up: its first op fetches all of its
+// inputs from the host into one fixed device buffer (Backend::
+// FetchStepInputs: nothing is queued between two steps), and activations
+// and logits live in buffers of the largest bucket, so the recorded
+// addresses stay valid. A greedy step's graph also takes the argmax. Prefill steps,
 // larger batches and pipeline stages run eagerly. BATON_CUDA_GRAPHS=off in
 // the environment (or set_decode_graphs(false)) turns graphs off.
 // Thread-compatible: one thread drives a Stage.
 #pragma once
 
+#include <compare>
 #include <functional>
 #include <map>
 #include <memory>
@@ -72,7 +75,15 @@ class Stage {
   // `token_ids`, when given, are the new tokens in this backend's memory
   // (I32, one a sequence, each sequence decoding one): they replace
   // plan.token_ids, whatever those hold (StepPlan::continues_previous).
-  StatusOr<Tensor> ForwardToDevice(const StepPlan& plan, const Tensor* token_ids = nullptr);
+  // `greedy_ids`, when given and the step runs as a decode graph, is pointed
+  // at the argmax of each logits row, which the graph takes too and lands
+  // on the host (Backend::StepGreedyTokens: take them with StartStepTokens;
+  // device I32, one a sequence). They lie where the next graph step reads
+  // its tokens, so passing them back as its `token_ids` copies nothing; the
+  // next step overwrites them. Otherwise it is left undefined and the
+  // caller samples.
+  StatusOr<Tensor> ForwardToDevice(const StepPlan& plan, const Tensor* token_ids = nullptr,
+                                   Tensor* greedy_ids = nullptr);
   StatusOr<Tensor> Forward(const StepPlan& plan);
 
   static constexpr int kMaxGraphBatch = 64;
@@ -86,9 +97,10 @@ class Stage {
   Stage(const ModelConfig& config, StageWeights weights, PagedKvCache cache, Backend& backend);
 
   bool IsGraphDecode(const StepPlan& plan) const;
-  Tensor GraphDecode(const StepPlan& plan, const Tensor* token_ids);
-  // The padded step on the graph buffers: embedding to logits [bucket, vocab].
-  void RunPaddedStep(const DeviceStepPlan& plan, int bucket);
+  Tensor GraphDecode(const StepPlan& plan, const Tensor* token_ids, Tensor* greedy_ids);
+  // The padded step on the graph buffers: embedding to logits [bucket, vocab],
+  // and with `greedy`, their argmax into the token inputs.
+  void RunPaddedStep(const DeviceStepPlan& plan, int bucket, bool greedy);
   // logits = lm_head(final norm(picked)); normed: the norm's scratch.
   void FinalNormAndHead(const Tensor& picked, Tensor& normed, Tensor& logits);
   void DropDecodeGraphs();
@@ -103,11 +115,16 @@ class Stage {
 
   // Decode graphs (see the class comment).
   bool graphs_on_ = true;
-  std::map<std::pair<int, int>, int> graph_ids_;  // (batch bucket, context bucket) -> backend graph id
-  uint64_t graph_generation_ = 0;                 // backend scratch generation the graphs were recorded under
-  int graph_table_width_ = 0;                     // block-table columns graph_inputs_ has room for
-  Tensor graph_host_;                             // I32 host staging of graph_inputs_
-  Tensor graph_inputs_;                           // I32: ids, positions, query starts, ... (GraphDecode)
+  struct GraphKey {
+    int batch_bucket = 0;
+    int context_bucket = 0;
+    bool greedy = false;  // takes the argmax (greedy_ids)
+    auto operator<=>(const GraphKey&) const = default;
+  };
+  std::map<GraphKey, int> graph_ids_;  // -> backend graph id
+  uint64_t graph_generation_ = 0;      // backend scratch generation the graphs were recorded under
+  int graph_table_width_ = 0;          // block-table columns graph_inputs_ has room for
+  Tensor graph_inputs_;                // I32: ids, positions, query starts, ... (GraphDecode)
   Tensor graph_hidden_, graph_picked_, graph_normed_, graph_logits_;
   std::unique_ptr<ActivationBuffers> graph_buffers_;
   int64_t graph_replays_ = 0;

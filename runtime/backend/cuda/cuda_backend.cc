@@ -86,6 +86,7 @@ StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(DType compute_dtype, 
 
 CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  step_io_.reset();
   DropGraphs();
   if (cublas_ != nullptr) cublasDestroy(cublas_);
   cublas_workspace_ = Tensor();
@@ -415,9 +416,15 @@ void CudaBackend::StartGreedyTokens(const Tensor& logits, TokenTicket& ticket) {
   ticket.slot = index;
 }
 
+// Tickets of step landings are numbered after token_landings_.
 void CudaBackend::FinishTokens(TokenTicket& ticket, std::vector<int32_t>& tokens) {
-  if (ticket.slot < 0 || ticket.slot >= static_cast<int>(token_landings_.size()) ||
-      !token_landings_[static_cast<size_t>(ticket.slot)].held) {
+  const int landings = static_cast<int>(token_landings_.size());
+  if (ticket.slot >= landings && step_io_ != nullptr) {
+    step_io_->FinishLanding(ticket.slot - landings, tokens);
+    ticket.slot = -1;
+    return;
+  }
+  if (ticket.slot < 0 || ticket.slot >= landings || !token_landings_[static_cast<size_t>(ticket.slot)].held) {
     Die("FinishTokens", "a ticket StartGreedyTokens did not give, or finished twice");
   }
   TokenLanding& landing = token_landings_[static_cast<size_t>(ticket.slot)];
@@ -425,6 +432,37 @@ void CudaBackend::FinishTokens(TokenTicket& ticket, std::vector<int32_t>& tokens
   tokens.assign(landing.host, landing.host + ticket.ids.numel());
   landing.held = false;
   ticket.slot = -1;
+}
+
+Tensor CudaBackend::NextStepInputs(int64_t count, int64_t first, int64_t token_rows) {
+  if (step_io_ == nullptr) step_io_ = std::make_unique<cuda::StepHostIo>(stream_);
+  bool moved = false;
+  Tensor host = step_io_->Next(count, first, token_rows, moved);
+  if (moved) ++scratch_generation_;
+  return host;
+}
+
+void CudaBackend::FetchStepInputs(Tensor& device) {
+  RequireDevice("FetchStepInputs", {&device});
+  if (step_io_ == nullptr) Die("FetchStepInputs", "no inputs were given (NextStepInputs)");
+  step_io_->Fetch(device);
+}
+
+void CudaBackend::StepGreedyTokens(const Tensor& logits, Tensor& ids) {
+  RequireDevice("StepGreedyTokens", {&logits, &ids});
+  if (logits.ndim() != 2 || ids.dtype() != DType::kI32 || ids.numel() != logits.dim(0)) {
+    Die("StepGreedyTokens",
+        "logits " + logits.DebugString() + " and ids " + ids.DebugString() + " are not [rows, vocab] and [rows] I32");
+  }
+  if (step_io_ == nullptr) Die("StepGreedyTokens", "no inputs were given (NextStepInputs)");
+  cuda::LaunchGreedyTokens(logits, ids.data<int32_t>(), stream_, step_io_->Landings());
+}
+
+void CudaBackend::StartStepTokens(const Tensor& ids, TokenTicket& ticket) {
+  RequireDevice("StartStepTokens", {&ids});
+  if (step_io_ == nullptr) Die("StartStepTokens", "no inputs were given (NextStepInputs)");
+  ticket.ids = ids;
+  ticket.slot = static_cast<int>(token_landings_.size()) + step_io_->TakeLanding(ids.numel());
 }
 
 void CudaBackend::CopyToDevice(const Tensor& source, Tensor& device) {

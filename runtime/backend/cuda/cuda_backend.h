@@ -29,6 +29,7 @@
 #include "runtime/backend/backend.h"
 #include "runtime/backend/cuda/decode_attention.cuh"
 #include "runtime/backend/cuda/device_allocator.h"
+#include "runtime/backend/cuda/step_host_io.h"
 
 namespace baton {
 
@@ -92,6 +93,11 @@ class CudaBackend final : public Backend {
 
   // CUDA graphs, captured from this backend's stream (thread-local mode).
   bool SupportsGraphs() const override { return true; }
+  // step_host_io.h: the step's kernels read and write page-locked memory.
+  Tensor NextStepInputs(int64_t count, int64_t first, int64_t token_rows) override;
+  void FetchStepInputs(Tensor& device) override;
+  void StepGreedyTokens(const Tensor& logits, Tensor& ids) override;
+  void StartStepTokens(const Tensor& ids, TokenTicket& ticket) override;
   void BeginGraph() override;
   int EndGraph() override;
   void RunGraph(int graph) override;
@@ -148,6 +154,7 @@ class CudaBackend final : public Backend {
     bool held = false;
   };
   std::array<TokenLanding, 4> token_landings_;
+  std::unique_ptr<cuda::StepHostIo> step_io_;  // made on first use
   int next_landing_ = 0;
   // CopyToDevice's page-locked copies of small host sources, used round
   // robin.

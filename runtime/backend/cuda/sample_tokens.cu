@@ -420,7 +420,8 @@ __global__ void __launch_bounds__(kThreads) SampleTokensKernel(const T* logits, 
 constexpr int kGreedyUnroll = 4;
 
 template <typename T, int W>
-__global__ void __launch_bounds__(kThreads) GreedyTokensKernel(const T* logits, int vocab, int32_t* tokens) {
+__global__ void __launch_bounds__(kThreads)
+    GreedyTokensKernel(const T* logits, int vocab, int32_t* tokens, StepTokenLandings landings) {
   AllowNextGrid();
   WaitForPriorGrid();
   __shared__ float s_value[kWarps];
@@ -449,12 +450,15 @@ __global__ void __launch_bounds__(kThreads) GreedyTokensKernel(const T* logits, 
     }
   }
   BlockReduceArgMax(s_value, s_id, best, best_id);
-  if (threadIdx.x == 0) tokens[blockIdx.x] = best_id;
+  if (threadIdx.x == 0) {
+    tokens[blockIdx.x] = best_id;
+    if (landings.steps != nullptr) landings.at[(*landings.steps - 1) % StepTokenLandings::kCount][blockIdx.x] = best_id;
+  }
 }
 
 }  // namespace
 
-void LaunchGreedyTokens(const Tensor& logits, int32_t* tokens, cudaStream_t stream) {
+void LaunchGreedyTokens(const Tensor& logits, int32_t* tokens, cudaStream_t stream, const StepTokenLandings& landings) {
   Require(logits.ndim() == 2 && logits.dim(1) > 0 && logits.dim(1) < INT_MAX, "SampleTokens",
           "logits must be [rows, vocab] with 0 < vocab < 2^31");
   const int64_t n = logits.dim(0);
@@ -464,7 +468,7 @@ void LaunchGreedyTokens(const Tensor& logits, int32_t* tokens, cudaStream_t stre
       logits.dtype(), "SampleTokens", const int pack = PackWidthFor<T>(vocab, {logits.raw()}); BATON_DISPATCH_PACK(
           T, pack,
           LaunchChained("SampleTokens (greedy)", GreedyTokensKernel<T, W>, dim3(static_cast<unsigned>(n)),
-                        dim3(kThreads), 0, stream, static_cast<const T*>(logits.raw()), vocab, tokens)));
+                        dim3(kThreads), 0, stream, static_cast<const T*>(logits.raw()), vocab, tokens, landings)));
   CheckLaunch("SampleTokens (greedy)");
 }
 

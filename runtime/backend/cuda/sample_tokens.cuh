@@ -23,6 +23,7 @@
 #include <cstddef>
 
 #include "runtime/backend/backend.h"
+#include "runtime/backend/cuda/step_host_io.h"
 #include "runtime/core/tensor.h"
 
 namespace baton::cuda {
@@ -38,6 +39,8 @@ void LaunchSampleTokens(const Tensor& logits, const SampleRow* rows, const int32
 // Every row greedy (temperature 0) with no repetition penalty: the host's
 // ArgMax of each raw row (lowest id among the largest, NaN never wins, 0
 // when nothing is above -inf), without scratch.
-void LaunchGreedyTokens(const Tensor& logits, int32_t* tokens, cudaStream_t stream);
+// With `landings` (a step's, step_host_io.h) the ids also land there.
+void LaunchGreedyTokens(const Tensor& logits, int32_t* tokens, cudaStream_t stream,
+                        const StepTokenLandings& landings = {});
 
 }  // namespace baton::cuda
