@@ -97,19 +97,6 @@ TEST(StepHostIo, EachGraphReplayReadsItsOwnInputs) {
   gpu->DropGraphs();
 }
 
-TEST(StepHostIo, GrowingTheHostSlotsBumpsTheScratchGeneration) {
-  BATON_GPU_OR_SKIP(gpu, DType::kF32);
-  Tensor device = gpu->Allocate({kEntries * 8}, DType::kI32);
-  Fill(*gpu, 0, 10, 0);
-  gpu->FetchStepInputs(device);
-  const uint64_t before = gpu->scratch_generation();
-  Fill(*gpu, 1, kEntries * 8, 0);
-  gpu->FetchStepInputs(device);
-  EXPECT_GT(gpu->scratch_generation(), before);
-  const std::vector<int32_t> got = ToHost(*gpu, device);
-  for (int64_t j = 0; j < kEntries * 8; ++j) ASSERT_EQ(got[static_cast<size_t>(j)], Value(1, j)) << j;
-}
-
 // Logits [rows, vocab] whose row r peaks at PeakOf(step, r) (with a tie
 // just above it, which the lowest id wins).
 constexpr int64_t kVocab = 1000;
@@ -163,6 +150,30 @@ TEST(StepHostIo, GraphStepsLandTheirGreedyIdsOnTheHost) {
   for (int step = 1; step <= 3; ++step) expect_ids(tickets[static_cast<size_t>(step - 1)], step);
   ExpectFetched(ToHost(*gpu, entries), 3, kEntries, 0);
   gpu->DropGraphs();
+}
+
+TEST(StepHostIo, GrowingKeepsIdsNotYetReadAndBumpsTheScratchGeneration) {
+  BATON_GPU_OR_SKIP(gpu, DType::kF32);
+  constexpr int64_t kRows = 3, kBig = int64_t{1} << 20;  // past any size the tests before used
+  Tensor entries = gpu->Allocate({kBig}, DType::kI32);
+  Tensor logits = gpu->Allocate({kRows, kVocab}, DType::kF32);
+  Tensor ids = gpu->Allocate({kRows}, DType::kI32);
+  Fill(*gpu, 0, 10, 0);
+  gpu->CopyToDevice(PeakedLogits(0, kRows), logits);
+  gpu->FetchStepInputs(entries);
+  gpu->StepGreedyTokens(logits, ids);
+  Backend::TokenTicket ahead;  // a step's ids, still to be read when the next step is given more inputs
+  gpu->StartStepTokens(ids, ahead);
+  const uint64_t before = gpu->scratch_generation();
+  Fill(*gpu, 1, kBig, 0);
+  gpu->FetchStepInputs(entries);
+  EXPECT_GT(gpu->scratch_generation(), before);
+  std::vector<int32_t> got;
+  gpu->FinishTokens(ahead, got);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kRows));
+  for (int64_t r = 0; r < kRows; ++r) EXPECT_EQ(got[static_cast<size_t>(r)], PeakOf(0, r)) << "row " << r;
+  const std::vector<int32_t> fetched = ToHost(*gpu, entries);
+  for (int64_t j = 0; j < kBig; ++j) ASSERT_EQ(fetched[static_cast<size_t>(j)], Value(1, j)) << j;
 }
 
 }  // namespace

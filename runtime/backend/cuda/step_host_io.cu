@@ -9,11 +9,12 @@ namespace baton::cuda {
 namespace {
 
 constexpr int kThreads = 512;
+constexpr int64_t kMinTokenRows = 64;  // a decode graph's largest batch: no move as batches grow
 
 // __ldcv: the host rewrites a slot between fetches, so no copy of it may be
 // served from a cache.
 __global__ void __launch_bounds__(kThreads)
-    FetchStepInputsKernel(const StepInputsHeader* slot0, const StepInputsHeader* slot1, int32_t* steps, int32_t* out,
+    FetchStepInputsKernel(const StepInputsHeader* slot0, const StepInputsHeader* slot1, uint32_t* steps, int32_t* out,
                           int64_t capacity) {
   __shared__ int32_t s_first, s_end;
   __shared__ const int32_t* s_entries;
@@ -76,8 +77,10 @@ StepHostIo::~StepHostIo() {
 
 void StepHostIo::Grow(int64_t count, int64_t token_rows) {
   CHECK_CUDA(cudaStreamSynchronize(stream_));  // no queued step may still use the old memory
-  for (const Landing& l : landings_) {
-    if (l.held) DieCuda("StepInputs", "moving the landings while a step's ids are not read");
+  // Ids landed but not yet read (a step queued ahead) move along.
+  std::array<std::vector<int32_t>, StepTokenLandings::kCount> held;
+  for (size_t i = 0; i < landings_.size(); ++i) {
+    if (landings_[i].held) held[i].assign(landings_[i].host, landings_[i].host + landings_[i].rows);
   }
   capacity_ = count;
   token_capacity_ = token_rows;
@@ -89,14 +92,18 @@ void StepHostIo::Grow(int64_t count, int64_t token_rows) {
     if (s.read == nullptr) CHECK_CUDA(cudaEventCreateWithFlags(&s.read, cudaEventDisableTiming));
     CHECK_CUDA(cudaEventRecord(s.read, stream_));
   }
-  for (Landing& l : landings_) {
+  for (size_t i = 0; i < landings_.size(); ++i) {
+    Landing& l = landings_[i];
     if (l.host != nullptr) CHECK_CUDA(cudaFreeHost(l.host));
-    AllocateMapped(static_cast<size_t>(std::max<int64_t>(token_rows, 1)) * sizeof(int32_t), l.host, l.device);
+    AllocateMapped(static_cast<size_t>(token_rows) * sizeof(int32_t), l.host, l.device);
+    std::copy(held[i].begin(), held[i].end(), l.host);
     if (l.landed == nullptr) CHECK_CUDA(cudaEventCreateWithFlags(&l.landed, cudaEventDisableTiming));
   }
-  if (steps_ == nullptr) CHECK_CUDA(cudaMalloc(&steps_, sizeof(int32_t)));
-  CHECK_CUDA(cudaMemsetAsync(steps_, 0, sizeof(int32_t), stream_));
-  nexts_ = 0;
+  if (steps_ == nullptr) {  // counted on from here on, across moves (held landings keep their numbers)
+    CHECK_CUDA(cudaMalloc(&steps_, sizeof(uint32_t)));
+    CHECK_CUDA(cudaMemsetAsync(steps_, 0, sizeof(uint32_t), stream_));
+    nexts_ = 0;
+  }
 }
 
 Tensor StepHostIo::Next(int64_t count, int64_t first, int64_t token_rows, bool& moved) {
@@ -107,7 +114,7 @@ Tensor StepHostIo::Next(int64_t count, int64_t first, int64_t token_rows, bool& 
   }
   moved = count > capacity_ || token_rows > token_capacity_;
   // Each move costs re-recorded graphs: room for twice as much.
-  if (moved) Grow(std::max(count, 2 * capacity_), std::max(token_rows, 2 * token_capacity_));
+  if (moved) Grow(std::max(count, 2 * capacity_), std::max({token_rows, 2 * token_capacity_, kMinTokenRows}));
   if (landings_[static_cast<size_t>(nexts_ % StepTokenLandings::kCount)].held) {
     DieCuda("StepInputs", "more steps ahead than landings for their ids: a step's ids were not read");
   }

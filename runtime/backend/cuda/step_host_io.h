@@ -42,8 +42,8 @@ struct StepInputsHeader {
 // (*steps - 1) % kCount, *steps being the steps fetched so far.
 struct StepTokenLandings {
   static constexpr int kCount = 4;
-  int32_t* at[kCount] = {};  // device addresses of page-locked memory
-  const int32_t* steps = nullptr;
+  int32_t* at[kCount] = {};         // device addresses of page-locked memory
+  const uint32_t* steps = nullptr;  // wraps modulo 2^32, a multiple of kCount
 };
 
 class StepHostIo {
@@ -89,8 +89,8 @@ class StepHostIo {
   std::array<Landing, StepTokenLandings::kCount> landings_;
   int64_t capacity_ = 0;        // entries a slot holds
   int64_t token_capacity_ = 0;  // ids a landing holds
-  int32_t* steps_ = nullptr;    // device: fetches executed since the slots were made
-  int64_t nexts_ = 0;           // Next calls since then
+  uint32_t* steps_ = nullptr;   // device: fetches executed
+  uint64_t nexts_ = 0;          // Next calls
 };
 
 }  // namespace baton::cuda
