@@ -234,23 +234,6 @@ class Backend {
   // recorded, and nothing may be allocated meanwhile. A backend without
   // graphs says so in SupportsGraphs and is never asked for one.
   virtual bool SupportsGraphs() const { return false; }
-  // A graph step's host I/O, moved by the step's own ops, so that nothing
-  // is queued between two steps. NextStepInputs returns host I32 [count] to
-  // fill for the next FetchStepInputs to run; that op copies entries
-  // [first, count) over the same entries of `device` and leaves those
-  // before `first` as they are. StepGreedyTokens is GreedyTokens' argmax
-  // into ids ([rows] I32, this backend's memory, rows <= token_rows), which
-  // also lands them on the host; after queuing the step, StartStepTokens
-  // gives the ticket for them that FinishTokens reads (ticket.ids = ids).
-  // Each NextStepInputs must be followed by exactly one FetchStepInputs
-  // that runs (eagerly, or in one replay). All but the first two are
-  // recordable. A NextStepInputs that moves the host memory bumps
-  // scratch_generation(). Only a backend with graphs and AsyncGreedy is
-  // asked.
-  virtual Tensor NextStepInputs(int64_t /*count*/, int64_t /*first*/, int64_t /*token_rows*/) { return Tensor(); }
-  virtual void FetchStepInputs(Tensor& /*device*/) {}
-  virtual void StepGreedyTokens(const Tensor& /*logits*/, Tensor& /*ids*/) {}
-  virtual void StartStepTokens(const Tensor& /*ids*/, TokenTicket& /*ticket*/) {}
   virtual void BeginGraph() {}
   virtual int EndGraph() { return -1; }  // the graph's id
   virtual void RunGraph(int /*graph*/) {}
@@ -258,6 +241,25 @@ class Backend {
   // Changes whenever the backend replaces scratch memory that recorded ops
   // point at (a grown workspace): graphs recorded before are then stale.
   virtual uint64_t scratch_generation() const { return 0; }
+
+  // A graph step's host I/O, moved by the step's own ops, so that nothing
+  // is queued between two steps. NextStepInputs returns host I32 [count] to
+  // fill for the next FetchStepInputs to run; that op copies entries
+  // [first, count) over the same entries of `device` and leaves those
+  // before `first` as they are. StepGreedyTokens is StartGreedyTokens'
+  // argmax as an op, into ids ([rows] I32, this backend's memory, rows <=
+  // token_rows), which also lands them on the host; after queuing the step,
+  // StartStepTokens gives the ticket for them that FinishTokens reads
+  // (ticket.ids = ids). FetchStepInputs and StepGreedyTokens are ops (and
+  // recordable); the other two are host calls. Each NextStepInputs must be
+  // followed by exactly one FetchStepInputs that runs (eagerly, or in one
+  // replay). A NextStepInputs that moves the host memory bumps
+  // scratch_generation(). Only a backend with graphs and AsyncGreedy is
+  // asked.
+  virtual Tensor NextStepInputs(int64_t /*count*/, int64_t /*first*/, int64_t /*token_rows*/) { return Tensor(); }
+  virtual void FetchStepInputs(Tensor& /*device*/) {}
+  virtual void StepGreedyTokens(const Tensor& /*logits*/, Tensor& /*ids*/) {}
+  virtual void StartStepTokens(const Tensor& /*ids*/, TokenTicket& /*ticket*/) {}
 };
 
 }  // namespace baton

@@ -22,7 +22,7 @@ __global__ void __launch_bounds__(kThreads)
     const StepInputsHeader* slot = (*steps & 1) == 0 ? slot0 : slot1;
     const int32_t first = __ldcv(&slot->first), count = __ldcv(&slot->count);
     s_first = max(first, 0);
-    s_end = static_cast<int32_t>(min(static_cast<int64_t>(count), capacity));
+    s_end = max(s_first, static_cast<int32_t>(min(static_cast<int64_t>(count), capacity)));
     s_entries = reinterpret_cast<const int32_t*>(slot + 1);
   }
   __syncthreads();
