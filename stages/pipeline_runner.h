@@ -55,9 +55,13 @@ class PipelineRunner final : public ModelRunner {
   Status Shutdown();
 
  private:
+  // A step sent down the pipe: its plan and its hidden states, each with its
+  // buffer kept alive until the send completes.
   struct PendingSend {
+    Request plan_request;
+    std::vector<uint8_t> plan;
     Request request;
-    Tensor buffer;  // kept alive until the send completes
+    Tensor buffer;
   };
   Status ReapSends(bool wait_all);
 

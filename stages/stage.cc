@@ -85,6 +85,7 @@ StatusOr<std::unique_ptr<Stage>> Stage::Load(const std::string& model_dir, const
   BATON_ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(model_dir));
   BATON_ASSIGN_OR_RETURN(StageWeights weights,
                          LoadStageWeights(ckpt, config, range, backend, MakeProgressLine(options.show_progress)));
+  PackLinearWeights(weights, backend);
   KvCacheShape shape;
   shape.num_layers = range.last_layer - range.first_layer;
   shape.num_blocks = options.num_kv_blocks;

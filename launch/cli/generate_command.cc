@@ -26,6 +26,7 @@ struct GenerateFlags {
   bool ignore_eos = false;
   bool json = false;
   int micro_batches = 0;
+  int max_batch_tokens = SchedulerOptions{}.max_batch_tokens;
   // Which sampling flags were given (the rest come from generation_config.json).
   CLI::Option *temperature_opt = nullptr, *top_k_opt = nullptr, *top_p_opt = nullptr, *min_p_opt = nullptr,
               *penalty_opt = nullptr;
@@ -144,8 +145,12 @@ nlohmann::json ResultJson(const GenerationRequest& request, const GenerationResu
 std::string Dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 Status GenerateOnCoordinator(const GenerateFlags& f, ModelSession& session) {
+  if (f.max_batch_tokens < 1) {
+    return Status::InvalidArgument("--max-batch-tokens must be >= 1 (got " + std::to_string(f.max_batch_tokens) + ")");
+  }
   BATON_ASSIGN_OR_RETURN(auto requests, BuildRequests(f, session));
-  Generator generator(session.runner(), session.tokenizer(), session.blocks(), f.micro_batches);
+  Generator generator(session.runner(), session.tokenizer(), session.blocks(),
+                      SchedulerOptions{.micro_batches = f.micro_batches, .max_batch_tokens = f.max_batch_tokens});
   const bool stream = f.prompts_file.empty() && !f.json;
   TokenCallback on_token = nullptr;
   if (stream) {
@@ -201,6 +206,9 @@ void RegisterGenerateCommand(CLI::App& app, CommandRun& run) {
   cmd->add_option("--stop", flags->stop, "Stop string (repeatable); not included in the output");
   cmd->add_flag("--ignore-eos", flags->ignore_eos, "Keep generating past the EOS token");
   cmd->add_option("--micro-batches", flags->micro_batches, "Micro-batches in flight (default: one per stage)");
+  cmd->add_option("--max-batch-tokens", flags->max_batch_tokens,
+                  "Tokens per forward step: decode tokens plus prefill chunks")
+      ->capture_default_str();
   cmd->add_option("--trace", flags->model.trace_path,
                   "Write a Chrome/Perfetto trace of every stage's compute/send/recv/wait spans");
   cmd->add_flag("--json", flags->json, "Print one JSON object: prompt_ids, output_ids, text, finish_reason");

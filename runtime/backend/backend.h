@@ -111,6 +111,11 @@ class Backend {
   virtual void AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x) = 0;
   // y = x . w^T (+ bias)   x [M, K], w [N, K], bias [N] or undefined, y [M, N]
   virtual void Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) = 0;
+  // Lays out a linear weight that will not change again for this backend's
+  // matmuls. Afterwards w goes only to Linear, FusedLinear and (a tied
+  // table) Embedding. The CPU packs it into column panels
+  // (backend/cpu/panel_matmul.h); the default keeps it as it is.
+  virtual void PackLinearWeight(Tensor& /*w*/) {}
   virtual void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) = 0;
   virtual void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) = 0;
   // x += y, elementwise (residual connections)

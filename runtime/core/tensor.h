@@ -45,6 +45,8 @@ class Tensor {
 
   void* raw() { return data_; }
   const void* raw() const { return data_; }
+  // What keeps the storage alive (a backend may tag its own layouts by it).
+  const std::shared_ptr<void>& owner() const { return owner_; }
   // Typed access; aborts if T does not match the dtype (a programming error).
   template <typename T>
   T* data();

@@ -229,4 +229,14 @@ StatusOr<StageWeights> LoadStageWeights(const Checkpoint& checkpoint, const Mode
   return w;
 }
 
+void PackLinearWeights(StageWeights& weights, Backend& backend) {
+  for (LayerWeights& l : weights.layers) {
+    for (Tensor* t : {&l.qkv_w, &l.o_w, &l.up_w, &l.down_w}) backend.PackLinearWeight(*t);
+  }
+  if (!weights.lm_head.defined() || weights.lm_head.numel() == 0) return;
+  const bool tied = weights.lm_head.raw() == weights.embed.raw();
+  backend.PackLinearWeight(weights.lm_head);
+  if (tied) weights.embed = weights.lm_head;
+}
+
 }  // namespace baton

@@ -50,4 +50,9 @@ StatusOr<StageWeights> LoadStageWeights(const Checkpoint& checkpoint, const Mode
                                         const StageRange& range, Backend& backend,
                                         const LoadProgress& progress = nullptr);
 
+// Lays out the stage's linear weights for the backend's matmuls
+// (Backend::PackLinearWeight): for inference only, as training updates its
+// weights in place. A tied LM head packs the embedding table it shares.
+void PackLinearWeights(StageWeights& weights, Backend& backend);
+
 }  // namespace baton

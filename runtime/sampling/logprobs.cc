@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "runtime/sampling/fast_exp.h"
+#include "runtime/core/fast_exp.h"
 
 namespace baton {
 namespace {

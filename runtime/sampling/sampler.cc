@@ -6,7 +6,7 @@
 #include <limits>
 #include <utility>
 
-#include "runtime/sampling/fast_exp.h"
+#include "runtime/core/fast_exp.h"
 
 namespace baton {
 namespace {

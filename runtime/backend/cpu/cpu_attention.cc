@@ -1,19 +1,42 @@
 // Paged attention on the CPU: K/V live in fixed-size blocks addressed through
 // each sequence's block table, so a ragged batch of prefills and decodes runs
-// in one call with no padding. One (sequence, head) pair per OpenMP task.
+// in one call with no padding. One query row (all heads) per OpenMP task.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "runtime/backend/cpu/cpu_backend.h"
+#include "runtime/core/fast_exp.h"
 
 namespace baton {
 namespace {
 
-// Where token `pos` of sequence `seq` lives in the cache.
-inline int64_t SlotOf(const int32_t* block_table, int block_size, int pos) {
-  return static_cast<int64_t>(block_table[pos / block_size]) * block_size + pos % block_size;
+// Calls visit(first, last, slot) for each run of positions [first, last)
+// of [begin, end) that sit in one cache block, slot being where `first`
+// lives: one division a block instead of one a key.
+template <typename Visit>
+inline void ForEachBlockRun(const int32_t* block_table, int block_size, int begin, int end, Visit visit) {
+  for (int first = begin; first < end;) {
+    const int block = first / block_size;
+    const int last = std::min(end, (block + 1) * block_size);
+    visit(first, last, static_cast<int64_t>(block_table[block]) * block_size + first % block_size);
+    first = last;
+  }
+}
+
+// q . k over one head. Eight running sums, one per lane: a single sum is a
+// chain of dependent adds that the compiler may not reorder into vectors.
+inline float HeadDot(const float* q, const float* k, int d) {
+  float lanes[8] = {};
+  int c = 0;
+  for (; c + 8 <= d; c += 8) {
+    for (int l = 0; l < 8; ++l) lanes[l] += q[c + l] * k[c + l];
+  }
+  float sum = 0;
+  for (; c < d; ++c) sum += q[c] * k[c];
+  for (float lane : lanes) sum += lane;
+  return sum;
 }
 
 }  // namespace
@@ -49,43 +72,60 @@ void CpuBackend::PagedAttention(const Tensor& qkv, const Tensor& cache_k, const 
   const float* k_cache = cache_k.data<float>();
   const float* v_cache = cache_v.data<float>();
 
-  const int64_t tasks = static_cast<int64_t>(batch.num_seqs) * shape.num_heads;
-#pragma omp parallel for schedule(dynamic)
-  for (int64_t task = 0; task < tasks; ++task) {
-    const int s = static_cast<int>(task / shape.num_heads);
-    const int h = static_cast<int>(task % shape.num_heads);
-    const int kv_h = h / group;
-    const int32_t* table = batch.block_tables.data<int32_t>() + s * max_blocks;
-    const int q_begin = query_start[s], q_len = query_start[s + 1] - q_begin;
-    const int ctx = context_len[s];
-    const int first_pos = ctx - q_len;  // position of the first new token
-    std::vector<float> scores(ctx);
-    std::vector<float> acc(d);
-    for (int i = 0; i < q_len; ++i) {
-      const int pos = first_pos + i;
+  // One task per query row, all heads at once: a key or value row of the
+  // cache (every head's slice of one token) is then read whole and in
+  // order, where a task per head read 256-byte pieces 3 KB apart (GPT-2).
+  const int64_t rows = qkv.dim(0);
+  std::vector<int> seq_of_row(rows);
+  for (int s = 0; s < batch.num_seqs; ++s) {
+    for (int r = query_start[s]; r < query_start[s + 1]; ++r) seq_of_row[r] = s;
+  }
+  const int heads = shape.num_heads;
+#pragma omp parallel
+  {
+    // This thread's scratch, reused across its rows.
+    std::vector<float> scores;  // [heads, pos + 1]
+    std::vector<float> max_score(heads), inv_denom(heads);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t row = 0; row < rows; ++row) {
+      const int s = seq_of_row[row];
+      const int32_t* table = batch.block_tables.data<int32_t>() + s * max_blocks;
+      const int pos = context_len[s] - (query_start[s + 1] - query_start[s]) + static_cast<int>(row - query_start[s]);
       const int k_begin = shape.sliding_window > 0 ? std::max(0, pos - shape.sliding_window + 1) : 0;
-      const float* q = qkv.data<float>() + static_cast<int64_t>(q_begin + i) * width + static_cast<int64_t>(h) * d;
-      float max_score = -INFINITY;
-      for (int j = k_begin; j <= pos; ++j) {
-        const float* k = k_cache + SlotOf(table, shape.block_size, j) * kv_cols + static_cast<int64_t>(kv_h) * d;
-        float dot = 0;
-        for (int c = 0; c < d; ++c) dot += q[c] * k[c];
-        scores[j] = dot * shape.scale;
-        max_score = std::max(max_score, scores[j]);
+      const int span = pos + 1;
+      scores.resize(static_cast<size_t>(heads) * span);
+      const float* q = qkv.data<float>() + row * width;
+      std::fill(max_score.begin(), max_score.end(), -INFINITY);
+      ForEachBlockRun(table, shape.block_size, k_begin, span, [&](int first, int last, int64_t slot) {
+        const float* k = k_cache + slot * kv_cols;
+        for (int j = first; j < last; ++j, k += kv_cols) {
+          for (int h = 0; h < heads; ++h) {
+            const float score = HeadDot(q + static_cast<int64_t>(h) * d, k + static_cast<int64_t>(h / group) * d, d);
+            scores[static_cast<size_t>(h) * span + j] = score * shape.scale;
+            max_score[h] = std::max(max_score[h], score * shape.scale);
+          }
+        }
+      });
+      for (int h = 0; h < heads; ++h) {
+        float* p = scores.data() + static_cast<size_t>(h) * span;
+        for (int j = k_begin; j < span; ++j) p[j] = ExpNonPositive(p[j] - max_score[h]);
+        float denom = 0;
+        for (int j = k_begin; j < span; ++j) denom += p[j];
+        inv_denom[h] = 1.0f / denom;
       }
-      float denom = 0;
-      for (int j = k_begin; j <= pos; ++j) {
-        scores[j] = std::exp(scores[j] - max_score);
-        denom += scores[j];
-      }
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int j = k_begin; j <= pos; ++j) {
-        const float* v = v_cache + SlotOf(table, shape.block_size, j) * kv_cols + static_cast<int64_t>(kv_h) * d;
-        const float p = scores[j] / denom;
-        for (int c = 0; c < d; ++c) acc[c] += p * v[c];
-      }
-      float* o = out.data<float>() + static_cast<int64_t>(q_begin + i) * out_cols + static_cast<int64_t>(h) * d;
-      std::memcpy(o, acc.data(), d * sizeof(float));
+      float* o = out.data<float>() + row * out_cols;
+      std::fill(o, o + out_cols, 0.0f);
+      ForEachBlockRun(table, shape.block_size, k_begin, span, [&](int first, int last, int64_t slot) {
+        const float* v = v_cache + slot * kv_cols;
+        for (int j = first; j < last; ++j, v += kv_cols) {
+          for (int h = 0; h < heads; ++h) {
+            const float p = scores[static_cast<size_t>(h) * span + j] * inv_denom[h];
+            const float* vh = v + static_cast<int64_t>(h / group) * d;
+            float* oh = o + static_cast<int64_t>(h) * d;
+            for (int c = 0; c < d; ++c) oh[c] += p * vh[c];
+          }
+        }
+      });
     }
   }
 }

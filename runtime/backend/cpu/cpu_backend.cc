@@ -1,5 +1,7 @@
 #include "runtime/backend/cpu/cpu_backend.h"
 
+#include "runtime/backend/cpu/panel_matmul.h"
+
 #include <cblas.h>
 
 #include <cstdio>
@@ -19,6 +21,9 @@ void CpuCheck(bool ok, const char* op, const char* what) {
 }
 
 CpuBackend::CpuBackend(int num_threads) {
+#ifdef _OPENMP
+  threads_ = num_threads > 0 ? num_threads : omp_get_max_threads();
+#endif
   if (num_threads > 0) {
     openblas_set_num_threads(num_threads);
 #ifdef _OPENMP
@@ -41,8 +46,13 @@ void CpuBackend::Embedding(const Tensor& ids, const Tensor& table, Tensor& out) 
   const int64_t n = ids.dim(0), h = table.dim(1), vocab = table.dim(0);
   CpuCheck(out.dim(0) == n && out.dim(1) == h, "Embedding", "out must be [N, hidden]");
   const int32_t* id = ids.data<int32_t>();
+  const bool packed = PanelsOf(table) != nullptr;  // a table tied to the LM head
   for (int64_t i = 0; i < n; ++i) {
     CpuCheck(id[i] >= 0 && id[i] < vocab, "Embedding", "id out of range");
+    if (packed) {
+      PanelRow(table, id[i], out.data<float>() + i * h);
+      continue;
+    }
     std::memcpy(out.data<float>() + i * h, table.data<float>() + id[i] * h, h * sizeof(float));
   }
 }
@@ -64,7 +74,9 @@ void CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Te
   CpuCheck(w.dim(1) == k, "Linear", "w must be [out, in] with in == x's columns");
   CpuCheck(y.dim(0) == m && y.dim(1) == n, "Linear", "y must be [rows of x, out]");
   float* out = y.data<float>();
-  if (m == 1) {
+  if (PanelsOf(w) != nullptr) {
+    PanelMatmul(x.data<float>(), m, w, out, threads_);
+  } else if (m == 1) {
     // One row (batch-1 decode) is a matrix-vector product: gemv streams the
     // weight once, which is all this step can be bound by.
     cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, w.data<float>(), k, x.data<float>(), 1, 0.0f, out, 1);
@@ -80,6 +92,10 @@ void CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Te
       for (int64_t j = 0; j < n; ++j) row[j] += b[j];
     }
   }
+}
+
+void CpuBackend::PackLinearWeight(Tensor& w) {
+  if (w.dtype() == DType::kF32 && w.ndim() == 2 && PanelsOf(w) == nullptr) w = PackPanels(w);
 }
 
 void CpuBackend::AddInPlace(Tensor& x, const Tensor& y) {

@@ -1,6 +1,7 @@
 // CpuBackend: the float32 reference implementation of Backend.
 //
-// Matmuls go to OpenBLAS (its own thread pool); attention and the
+// Matmuls with packed weights (PackLinearWeight) run Baton's own panel
+// kernel (panel_matmul.h); others go to OpenBLAS. Attention and the
 // elementwise ops are plain loops over rows, parallelised with OpenMP where
 // the work per row is large enough to pay. Numerics follow transformers'
 // float32 eager code closely enough for the 1e-4 logit contract.
@@ -26,6 +27,7 @@ class CpuBackend final : public Backend {
   void Embedding(const Tensor& ids, const Tensor& table, Tensor& out) override;
   void AddEmbedding(const Tensor& ids, const Tensor& table, Tensor& x) override;
   void Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y) override;
+  void PackLinearWeight(Tensor& w) override;
   void LayerNorm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps, Tensor& y) override;
   void RmsNorm(const Tensor& x, const Tensor& weight, float eps, Tensor& y) override;
   void AddInPlace(Tensor& x, const Tensor& y) override;
@@ -43,6 +45,9 @@ class CpuBackend final : public Backend {
   // Every row kSampleOnHost: the host Sampler is the CPU's sampler.
   void SampleTokens(const Tensor& logits, const SampleBatch& batch, std::vector<int32_t>& tokens) override;
   void CopyToDevice(const Tensor& source, Tensor& device) override;
+
+ private:
+  int threads_ = 1;  // for the panel matmul's OpenMP split
 };
 
 // Aborts with a message when a shape precondition of an op is violated: these

@@ -19,7 +19,7 @@ constexpr int kScratchArrays = 4;  // processed logits, candidate ids, hole posi
 
 __device__ __forceinline__ float NegInf() { return __int_as_float(0xff800000); }
 
-// runtime/sampling/fast_exp.h's ExpNonPositive, operation for operation and
+// runtime/core/fast_exp.h's ExpNonPositive, operation for operation and
 // with explicit rounding, so no multiply-add is fused: the host (x86-64-v2)
 // has no FMA, and the weights must match it bit for bit.
 __device__ __forceinline__ float ExpNonPositive(float x) {

@@ -1,4 +1,4 @@
-#include "runtime/sampling/fast_exp.h"
+#include "runtime/core/fast_exp.h"
 
 #include <gtest/gtest.h>
 

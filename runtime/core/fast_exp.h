@@ -1,8 +1,9 @@
 // ExpNonPositive: e^x for softmax weights, exp(logit - max_logit), x <= 0.
 //
-// The sampler needs one exp per vocab entry per token; std::exp costs a few
-// nanoseconds a call and never vectorizes, which made it most of the cost of
-// sampling over a 128k vocab. This version has no branches and no float
+// The sampler needs one exp per vocab entry per token, and the CPU's
+// attention softmax and GELU one per score and activation; std::exp costs a
+// few nanoseconds a call and never vectorizes, which made it most of the cost
+// of sampling over a 128k vocab. This version has no branches and no float
 // comparisons (those keep GCC from vectorizing under -ftrapping-math), so a
 // loop over it vectorizes. Within 2 float ulp of e^x for x in [-87, 0];
 // 0 for x below about -87.7 (weights < 1e-38 of the top token's), -inf and
