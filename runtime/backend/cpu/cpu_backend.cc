@@ -20,6 +20,11 @@ void CpuCheck(bool ok, const char* op, const char* what) {
   std::abort();
 }
 
+bool CpuHasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
 CpuBackend::CpuBackend(int num_threads) {
 #ifdef _OPENMP
   threads_ = num_threads > 0 ? num_threads : omp_get_max_threads();
@@ -95,6 +100,13 @@ void CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, Te
 }
 
 void CpuBackend::PackLinearWeight(Tensor& w) {
+  // BATON_CPU_PANELS=off keeps OpenBLAS on every matmul: the baseline the
+  // benchmarks measure the panels against, in the same run.
+  static const bool panels_off = [] {
+    const char* v = std::getenv("BATON_CPU_PANELS");
+    return v != nullptr && (std::strcmp(v, "off") == 0 || std::strcmp(v, "0") == 0);
+  }();
+  if (panels_off) return;
   if (w.dtype() == DType::kF32 && w.ndim() == 2 && PanelsOf(w) == nullptr) w = PackPanels(w);
 }
 

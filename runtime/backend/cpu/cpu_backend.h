@@ -55,4 +55,8 @@ class CpuBackend final : public Backend {
 // before it reaches a backend).
 void CpuCheck(bool ok, const char* op, const char* what);
 
+// Whether this CPU runs AVX2 and FMA: the hot loops have builds for both,
+// whatever -march the project was built for.
+bool CpuHasAvx2Fma();
+
 }  // namespace baton

@@ -41,11 +41,6 @@ void PortableTile(const float* x, int rows, int64_t k, const float* panel, float
   for (int r = 0; r < rows; ++r) std::memcpy(y + r * ldy, acc[r], cols * sizeof(float));
 }
 
-bool CpuHasAvx2Fma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
-
 // The tile code: kBest's when the CPU has AVX2 + FMA, which prefetches the
 // next panel when a pass reads each panel more than once.
 struct TileChoice {
