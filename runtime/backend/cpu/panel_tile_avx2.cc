@@ -29,38 +29,49 @@ BATON_AVX2 void StoreRow(float* y, __m256 a, __m256 b, __m256 c, int cols) {
   std::memcpy(y, row, cols * sizeof(float));
 }
 
+// A partial panel's y row ends before 24 columns: it goes through a copy
+// so that nothing past it is read.
+BATON_AVX2 void LoadRow(const float* y, __m256& a, __m256& b, __m256& c, int cols) {
+  alignas(32) float row[kPanelColumns] = {};
+  const float* from = y;
+  if (cols != kPanelColumns) {
+    std::memcpy(row, y, cols * sizeof(float));
+    from = row;
+  }
+  a = _mm256_loadu_ps(from);
+  b = _mm256_loadu_ps(from + 8);
+  c = _mm256_loadu_ps(from + 16);
+}
+
 // Twelve accumulators named one by one: an array of them made GCC spill
 // every one to the stack on each step of k (half the speed).
-template <int kRows, bool kPrefetch>
-__attribute__((target("avx2,fma"))) void RowsTile(const float* __restrict x, int64_t k,
-                                                  const float* __restrict panel, float* y, int64_t ldy, int cols) {
+template <int kRows>
+__attribute__((target("avx2,fma"))) void RowsTile(const float* __restrict x, int64_t ldx, int64_t k,
+                                                  const float* __restrict panel, float* y, int64_t ldy, int cols,
+                                                  bool accumulate) {
   __m256 a0 = _mm256_setzero_ps(), b0 = a0, c0 = a0, a1 = a0, b1 = a0, c1 = a0;
   __m256 a2 = a0, b2 = a0, c2 = a0, a3 = a0, b3 = a0, c3 = a0;
+  if (accumulate) {
+    LoadRow(y, a0, b0, c0, cols);
+    if constexpr (kRows > 1) LoadRow(y + ldy, a1, b1, c1, cols);
+    if constexpr (kRows > 2) LoadRow(y + 2 * ldy, a2, b2, c2, cols);
+    if constexpr (kRows > 3) LoadRow(y + 3 * ldy, a3, b3, c3, cols);
+  }
   for (int64_t kk = 0; kk < k; ++kk) {
     const float* w = panel + kk * kPanelColumns;
     const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8), w2 = _mm256_load_ps(w + 16);
-#define BATON_ROW(r)                                         \
-  if constexpr (kRows > r) {                                 \
-    const __m256 xv = _mm256_broadcast_ss(x + r * k + kk);   \
-    a##r = _mm256_fmadd_ps(xv, w0, a##r);                    \
-    b##r = _mm256_fmadd_ps(xv, w1, b##r);                    \
-    c##r = _mm256_fmadd_ps(xv, w2, c##r);                    \
+#define BATON_ROW(r)                                          \
+  if constexpr (kRows > r) {                                  \
+    const __m256 xv = _mm256_broadcast_ss(x + r * ldx + kk);  \
+    a##r = _mm256_fmadd_ps(xv, w0, a##r);                     \
+    b##r = _mm256_fmadd_ps(xv, w1, b##r);                     \
+    c##r = _mm256_fmadd_ps(xv, w2, c##r);                     \
   }
     BATON_ROW(0)
     BATON_ROW(1)
     BATON_ROW(2)
     BATON_ROW(3)
 #undef BATON_ROW
-    if constexpr (kPrefetch) {
-      // The same row of the next panel. Each pass over this panel but the
-      // first reads it from cache and leaves memory idle; fetching the next
-      // panel meanwhile spreads its reads over all the passes (+10 % at 16
-      // rows). Past the last panel this only hints at an address, which
-      // never faults.
-      const char* next = reinterpret_cast<const char*>(w + k * kPanelColumns);
-      _mm_prefetch(next, _MM_HINT_T0);
-      _mm_prefetch(next + 64, _MM_HINT_T0);
-    }
   }
   StoreRow(y, a0, b0, c0, cols);
   if constexpr (kRows > 1) StoreRow(y + ldy, a1, b1, c1, cols);
@@ -70,25 +81,17 @@ __attribute__((target("avx2,fma"))) void RowsTile(const float* __restrict x, int
 
 #undef BATON_AVX2
 
-template <bool kPrefetch>
-void TileOf(const float* x, int rows, int64_t k, const float* panel, float* y, int64_t ldy, int cols) {
-  static_assert(kTileRows == 4, "one case per row count");
-  switch (rows) {
-    case 4: RowsTile<4, kPrefetch>(x, k, panel, y, ldy, cols); return;
-    case 3: RowsTile<3, kPrefetch>(x, k, panel, y, ldy, cols); return;
-    case 2: RowsTile<2, kPrefetch>(x, k, panel, y, ldy, cols); return;
-    default: RowsTile<1, kPrefetch>(x, k, panel, y, ldy, cols); return;
-  }
-}
-
 }  // namespace
 
-void Tile(const float* x, int rows, int64_t k, const float* panel, float* y, int64_t ldy, int cols) {
-  TileOf<false>(x, rows, k, panel, y, ldy, cols);
-}
-
-void TilePrefetchingNext(const float* x, int rows, int64_t k, const float* panel, float* y, int64_t ldy, int cols) {
-  TileOf<true>(x, rows, k, panel, y, ldy, cols);
+void Tile(const float* x, int64_t ldx, int rows, int64_t k, const float* panel, float* y, int64_t ldy, int cols,
+          bool accumulate) {
+  static_assert(kTileRows == 4, "one case per row count");
+  switch (rows) {
+    case 4: RowsTile<4>(x, ldx, k, panel, y, ldy, cols, accumulate); return;
+    case 3: RowsTile<3>(x, ldx, k, panel, y, ldy, cols, accumulate); return;
+    case 2: RowsTile<2>(x, ldx, k, panel, y, ldy, cols, accumulate); return;
+    default: RowsTile<1>(x, ldx, k, panel, y, ldy, cols, accumulate); return;
+  }
 }
 
 }  // namespace baton::Avx2Fma

@@ -57,17 +57,16 @@ TEST(PanelMatmul, MatchesTheProductForEveryTileAndPanelRemainder) {
   for (PanelKernel kernel : {PanelKernel::kBest, PanelKernel::kPortable}) {
     for (int64_t m : {1, 2, 3, 4, 5, 8, 17}) {
       for (int64_t n : {1, 23, 24, 25, 49}) {
-        for (int64_t k : {1, 7, 64}) ExpectProduct(m, n, k, kernel, 1);
+        for (int64_t k : {1, 7, 64, 257}) ExpectProduct(m, n, k, kernel, 1);  // 257: a second slice of k
       }
     }
   }
 }
 
-TEST(PanelMatmul, MatchesTheProductOverSeveralRowChunks) {
-  // 20000 columns make each pass over the panels take 4 rows, so 9 rows run
-  // three passes, the last one partial.
-  ExpectProduct(9, 30, 20000, PanelKernel::kBest, 1);
-  ExpectProduct(9, 30, 20000, PanelKernel::kPortable, 1);
+TEST(PanelMatmul, MatchesTheProductOverSeveralRowChunksAndSlices) {
+  // 300 rows are two chunks (256 + 44), 600 columns three slices of k (256 + 256 + 88).
+  ExpectProduct(300, 30, 600, PanelKernel::kBest, 1);
+  ExpectProduct(300, 30, 600, PanelKernel::kPortable, 1);
 }
 
 TEST(PanelMatmul, ThreadsSplitThePanelsWithoutChangingAnyResult) {
