@@ -1,5 +1,8 @@
 #include "runtime/core/tensor.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,14 +26,24 @@ std::string ShapeToString(const Shape& s) {
   return out + "]";
 }
 
+void* AllocateHostMemory(size_t bytes) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t size = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+  // Only the start moves to a 2 MiB boundary; the size is not rounded up, so
+  // the partial last 2 MiB stays on small pages and nothing resident is wasted.
+  const size_t align = bytes >= kHugePage ? kHugePage : 64;
+  void* p = nullptr;
+  if (posix_memalign(&p, align, size) != 0) return nullptr;
+  if (align == kHugePage) (void)madvise(p, size, MADV_HUGEPAGE);  // a hint: a refusal is fine
+  return p;
+}
+
 Tensor Tensor::Empty(const Shape& shape, DType dtype) {
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
-  size_t bytes = DTypeBytes(dtype, static_cast<size_t>(NumElements(shape)));
-  size_t rounded = ((bytes + 63) / 64) * 64;
-  if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
+  const size_t bytes = DTypeBytes(dtype, static_cast<size_t>(NumElements(shape)));
+  void* p = AllocateHostMemory(bytes);
   if (p == nullptr) {
     std::fprintf(stderr, "baton: fatal: out of host memory allocating %zu bytes for %s\n", bytes,
                  ShapeToString(shape).c_str());

@@ -72,7 +72,7 @@ Tensor PackPanels(const Tensor& w) {
   const PanelLayout layout{w.dim(0), w.dim(1)};
   const int64_t k = layout.cols;
   const size_t bytes = static_cast<size_t>(layout.panels() * k * kPanelColumns) * sizeof(float);
-  void* memory = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  void* memory = AllocateHostMemory(bytes);
   CpuCheck(memory != nullptr, "PackPanels", "out of host memory");
   std::shared_ptr<void> owner(memory, PanelStorage{layout});
   float* out = static_cast<float*>(memory);
