@@ -1,7 +1,5 @@
 #include "runtime/backend/cpu/cpu_backend.h"
 
-#include "runtime/backend/cpu/panel_matmul.h"
-
 #include <cblas.h>
 
 #include <cstdio>
@@ -11,6 +9,8 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+#include "runtime/backend/cpu/panel_matmul.h"
 
 namespace baton {
 
