@@ -104,9 +104,10 @@ inline void AttendRow(const AttentionInputs& in, RowScratch& scratch, int64_t ro
     const float* k = in.k_cache + slot * in.kv_cols;
     for (int j = first; j < last; ++j, k += in.kv_cols) {
       for (int h = 0; h < heads; ++h) {
-        const float score = HeadDot(q + static_cast<int64_t>(h) * d, k + static_cast<int64_t>(h / group) * d, d);
-        scores[static_cast<size_t>(h) * span + j] = score * shape.scale;
-        max_score[h] = std::max(max_score[h], score * shape.scale);
+        const float score =
+            HeadDot(q + static_cast<int64_t>(h) * d, k + static_cast<int64_t>(h / group) * d, d) * shape.scale;
+        scores[static_cast<size_t>(h) * span + j] = score;
+        max_score[h] = std::max(max_score[h], score);
       }
     }
   });
