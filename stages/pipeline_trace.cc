@@ -35,12 +35,16 @@ nlohmann::json PipelineUtilization::ToJson() const {
 PipelineUtilization SummarizeTrace(const nlohmann::json& events, int num_stages, int micro_batches) {
   double first = std::numeric_limits<double>::infinity(), last = -first;
   std::vector<double> compute(num_stages, 0.0);
+  // The window opens with the first computation, not the first event: a rank
+  // that loaded its (smaller) stage sooner sits in its first receive until
+  // rank 0 has loaded, which is start-up skew and not a pipeline bubble.
   for (const auto& e : events) {
     const double ts = e["ts"].get<double>(), dur = e["dur"].get<double>();
-    first = std::min(first, ts);
     last = std::max(last, ts + dur);
     const int stage = e["pid"].get<int>();
-    if (e["cat"] == "compute" && stage >= 0 && stage < num_stages) compute[stage] += dur;
+    if (e["cat"] != "compute" || stage < 0 || stage >= num_stages) continue;
+    first = std::min(first, ts);
+    compute[stage] += dur;
   }
   PipelineUtilization u;
   const double wall = last > first ? last - first : 0;

@@ -57,7 +57,7 @@ class PipelineTrace {
 
 // Busy fraction per stage and the bubble, from merged trace events.
 struct PipelineUtilization {
-  std::vector<double> stage_busy;  // compute time / wall time of the run
+  std::vector<double> stage_busy;  // compute time / wall time from the first compute to the end
   double bubble = 0;               // 1 - mean busy fraction
   double gpipe_estimate = 0;       // (P - 1) / (M + P - 1)
   nlohmann::json ToJson() const;

@@ -5,8 +5,8 @@ namespace baton {
 PagedKvCache::PagedKvCache(Backend& backend, const KvCacheShape& shape) : shape_(shape) {
   const Shape pool = {shape.num_blocks, shape.block_size, shape.num_kv_heads, shape.head_dim};
   for (int l = 0; l < shape.num_layers; ++l) {
-    k_.push_back(backend.Allocate(pool, backend.compute_dtype()));
-    v_.push_back(backend.Allocate(pool, backend.compute_dtype()));
+    k_.push_back(backend.AllocateResident(pool, backend.compute_dtype()));
+    v_.push_back(backend.AllocateResident(pool, backend.compute_dtype()));
   }
 }
 

@@ -39,6 +39,8 @@ CpuBackend::CpuBackend(int num_threads) {
 
 Tensor CpuBackend::Allocate(const Shape& shape, DType dtype) { return Tensor::Empty(shape, dtype); }
 
+Tensor CpuBackend::AllocateResident(const Shape& shape, DType dtype) { return Tensor::Zeros(shape, dtype); }
+
 Tensor CpuBackend::Upload(const Tensor& host, DType dtype) {
   if (host.dtype() == dtype) return host.Clone();
   CpuCheck(dtype == DType::kF32 && IsFloatDType(host.dtype()), "Upload", "only float -> f32 conversion");

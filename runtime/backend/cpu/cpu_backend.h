@@ -21,6 +21,7 @@ class CpuBackend final : public Backend {
   DType compute_dtype() const override { return DType::kF32; }
 
   Tensor Allocate(const Shape& shape, DType dtype) override;
+  Tensor AllocateResident(const Shape& shape, DType dtype) override;
   Tensor Upload(const Tensor& host, DType dtype) override;
   Tensor ToHostF32(const Tensor& device_tensor) override;
 

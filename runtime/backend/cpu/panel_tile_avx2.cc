@@ -3,6 +3,7 @@
 // header is ever built for AVX2 and picked by the linker for a CPU without it.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "runtime/backend/cpu/panel_matmul.h"
@@ -48,7 +49,7 @@ BATON_AVX2 void LoadRow(const float* y, __m256& a, __m256& b, __m256& c, int col
 template <int kRows>
 __attribute__((target("avx2,fma"))) void RowsTile(const float* __restrict x, int64_t ldx, int64_t k,
                                                   const float* __restrict panel, float* y, int64_t ldy, int cols,
-                                                  bool accumulate) {
+                                                  bool accumulate, Prefetch ahead) {
   __m256 a0 = _mm256_setzero_ps(), b0 = a0, c0 = a0, a1 = a0, b1 = a0, c1 = a0;
   __m256 a2 = a0, b2 = a0, c2 = a0, a3 = a0, b3 = a0, c3 = a0;
   if (accumulate) {
@@ -57,15 +58,25 @@ __attribute__((target("avx2,fma"))) void RowsTile(const float* __restrict x, int
     if constexpr (kRows > 2) LoadRow(y + 2 * ldy, a2, b2, c2, cols);
     if constexpr (kRows > 3) LoadRow(y + 3 * ldy, a3, b3, c3, cols);
   }
+  // Two prefetches per step of k, half a step apart, walk through `ahead` in
+  // 1/256-byte units: no cache line is skipped while a step covers at most
+  // 128 bytes. With nothing ahead they touch the panel's own row, which is
+  // already in cache.
+  const char* ahead_from = ahead.bytes > 0 ? ahead.from : reinterpret_cast<const char*>(panel);
+  const int64_t ahead_step = ahead.bytes > 0 ? std::min<int64_t>(ahead.bytes * 256 / k, 128 * 256) : 0;
+  const int64_t ahead_half = ahead_step >> 9;
   for (int64_t kk = 0; kk < k; ++kk) {
     const float* w = panel + kk * kPanelColumns;
+    const char* line = ahead_from + ((kk * ahead_step) >> 8);
+    _mm_prefetch(line, _MM_HINT_T1);
+    _mm_prefetch(line + ahead_half, _MM_HINT_T1);
     const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8), w2 = _mm256_load_ps(w + 16);
-#define BATON_ROW(r)                                          \
-  if constexpr (kRows > r) {                                  \
-    const __m256 xv = _mm256_broadcast_ss(x + r * ldx + kk);  \
-    a##r = _mm256_fmadd_ps(xv, w0, a##r);                     \
-    b##r = _mm256_fmadd_ps(xv, w1, b##r);                     \
-    c##r = _mm256_fmadd_ps(xv, w2, c##r);                     \
+#define BATON_ROW(r)                                         \
+  if constexpr (kRows > r) {                                 \
+    const __m256 xv = _mm256_broadcast_ss(x + r * ldx + kk); \
+    a##r = _mm256_fmadd_ps(xv, w0, a##r);                    \
+    b##r = _mm256_fmadd_ps(xv, w1, b##r);                    \
+    c##r = _mm256_fmadd_ps(xv, w2, c##r);                    \
   }
     BATON_ROW(0)
     BATON_ROW(1)
@@ -84,13 +95,21 @@ __attribute__((target("avx2,fma"))) void RowsTile(const float* __restrict x, int
 }  // namespace
 
 void Tile(const float* x, int64_t ldx, int rows, int64_t k, const float* panel, float* y, int64_t ldy, int cols,
-          bool accumulate) {
+          bool accumulate, Prefetch ahead) {
   static_assert(kTileRows == 4, "one case per row count");
   switch (rows) {
-    case 4: RowsTile<4>(x, ldx, k, panel, y, ldy, cols, accumulate); return;
-    case 3: RowsTile<3>(x, ldx, k, panel, y, ldy, cols, accumulate); return;
-    case 2: RowsTile<2>(x, ldx, k, panel, y, ldy, cols, accumulate); return;
-    default: RowsTile<1>(x, ldx, k, panel, y, ldy, cols, accumulate); return;
+    case 4:
+      RowsTile<4>(x, ldx, k, panel, y, ldy, cols, accumulate, ahead);
+      return;
+    case 3:
+      RowsTile<3>(x, ldx, k, panel, y, ldy, cols, accumulate, ahead);
+      return;
+    case 2:
+      RowsTile<2>(x, ldx, k, panel, y, ldy, cols, accumulate, ahead);
+      return;
+    default:
+      RowsTile<1>(x, ldx, k, panel, y, ldy, cols, accumulate, ahead);
+      return;
   }
 }
 
