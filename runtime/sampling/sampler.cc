@@ -82,6 +82,15 @@ double SumWeights(const std::vector<C>& candidates) {
   return (partial[0] + partial[1]) + (partial[2] + partial[3]);
 }
 
+// out[i] = exp(logits[i] - max_logit). Built twice, for AVX2 and for the
+// baseline, and picked when the program loads: the exp has no branches, so
+// eight lanes do twice the work of four. Without FMA, so that no multiply
+// and add fuse and every CPU gets the same bits.
+__attribute__((target_clones("avx2", "default"))) void WeighRow(const float* logits, size_t n, float max_logit,
+                                                                float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = ExpNonPositive(logits[i] - max_logit);
+}
+
 }  // namespace
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
@@ -108,9 +117,7 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
   float threshold = kNegInf;
   const size_t k = static_cast<size_t>(params_.top_k);
   if (k > 0 && k < logits_.size()) threshold = KthLargestLogit(k);
-  GatherCandidates(threshold);
-
-  ComputeWeights();
+  GatherWeightedCandidates(threshold);
   if (params_.top_p < 1.0f) KeepTopP();
   if (params_.min_p > 0.0f) KeepMinP();
 
@@ -166,25 +173,29 @@ float Sampler::KthLargestLogit(size_t k) {
 
 // Keeps every logit >= threshold, so ties at the k-th value all survive (HF
 // masks `logits < topk[..., -1]`). -inf and NaN are left out: they carry no
-// probability. Each logit is written at the next free place and kept by
-// moving past it, with no branch and no push_back per logit (6 % faster
-// sampling over GPT-2's vocab).
-void Sampler::GatherCandidates(float threshold) {
+// probability. Each kept one gets its weight exp(logit - max_logit_), and
+// total_weight_ their sum.
+//
+// The weights are first computed for the whole row, in a loop over floats
+// that vectorizes; over the candidates (12-byte records) the same loop ran
+// one exp at a time and was a third of sampling's cost. Then each logit is
+// written at the next free place and kept by moving past it, with no branch
+// and no push_back per logit. Both passes give the weights and sum that the
+// record-by-record ones gave, bit for bit.
+void Sampler::GatherWeightedCandidates(float threshold) {
   const size_t vocab = logits_.size();
+  const float max_logit = max_logit_;
+  row_weights_.resize(vocab);
+  WeighRow(logits_.data(), vocab, max_logit, row_weights_.data());
   candidates_.resize(vocab);
   Candidate* out = candidates_.data();
   size_t kept = 0;
   for (size_t i = 0; i < vocab; ++i) {
     const float v = logits_[i];
-    out[kept] = {static_cast<int32_t>(i), v, 0.0f};
+    out[kept] = {static_cast<int32_t>(i), v, row_weights_[i]};
     kept += static_cast<size_t>((v >= threshold) & (v != kNegInf));
   }
   candidates_.resize(kept);
-}
-
-void Sampler::ComputeWeights() {
-  const float max_logit = max_logit_;
-  for (Candidate& c : candidates_) c.weight = ExpNonPositive(c.logit - max_logit);
   total_weight_ = SumWeights(candidates_);
 }
 

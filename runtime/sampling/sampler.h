@@ -64,8 +64,7 @@ class Sampler {
 
   void CopyLogits(std::span<const float> logits, std::span<const int32_t> context);
   float KthLargestLogit(size_t k);
-  void GatherCandidates(float threshold);
-  void ComputeWeights();
+  void GatherWeightedCandidates(float threshold);
   void KeepTopP();
   void KeepMinP();
   int32_t Draw(double uniform);
@@ -77,6 +76,7 @@ class Sampler {
 
   std::vector<float> logits_;          // scratch copy, processed
   std::vector<float> kth_scratch_;     // heap / selection space for top-k
+  std::vector<float> row_weights_;     // exp(logit - max) of every logit, before the gather
   std::vector<Candidate> candidates_;  // tokens still in the running
   std::vector<double> bin_mass_;       // top-p: weight per distance-below-max bin
   float max_logit_ = 0.0f;             // of the candidates; the top one always survives
